@@ -1,0 +1,148 @@
+"""Configuration from the environment: the one source of truth for settings.
+
+Every variable is ``FORESTOPS_<FIELD NAME>`` (for example
+``FORESTOPS_BATCH_SECONDS``).  The defaults run the local stack on one
+machine with embedded storage (SQLite, a local artefact folder); the compose
+deployment overrides the URLs.  Validation happens once, at start-up, and a
+bad value fails with the variable's name in the message.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "FORESTOPS_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
+
+    # -- where things live -------------------------------------------------
+    home: Path = Field(Path(".forestops"), description="Folder for local state, logs and embedded databases.")
+    data_path: Path | None = Field(None, description="CSV or CSV.gz in the raw format; unset: build it from UCI.")
+    data_cache_dir: Path | None = Field(None, description="Where the UCI download is cached (default: <home>/cache).")
+    state_dir: Path | None = Field(None, description="Data API state (default: <home>/datasource).")
+
+    # -- the batch data API ------------------------------------------------
+    datasource_host: str = "127.0.0.1"
+    datasource_port: int = Field(8090, ge=1, le=65535)
+    batch_seconds: float = Field(300.0, gt=0, description="How long each batch is served.")
+    batch_count: int = Field(10, ge=1, le=1000)
+    group_count: int = Field(10, ge=1, le=1000)
+    portion_fraction: float = Field(0.1, gt=0, le=1, description="Share of a batch returned by one call.")
+    holdout_fraction: float = Field(0.0, ge=0, lt=1, description="Share of rows the data API never serves.")
+    uci_sample_rows: int | None = Field(None, ge=1000, description="Rows to keep from the UCI file (all if unset).")
+
+    # -- ingestion -----------------------------------------------------------
+    datasource_url: str = Field("http://127.0.0.1:8090", description="Base URL of the data API to collect from.")
+    group_number: int = Field(1, ge=1, description="The group whose batches this deployment collects.")
+    label_base: Literal[0, 1] = Field(0, description="0: labels arrive as 0..6; 1: as UCI's 1..7.")
+    ingest_every: float = Field(60.0, gt=0, description="Seconds between two collection runs.")
+    restart_when_done: bool = False
+    http_timeout_seconds: float = Field(30.0, gt=0)
+    http_retries: int = Field(5, ge=0, le=20)
+
+    # -- storage -------------------------------------------------------------
+    database_url: str | None = Field(None, description="SQLAlchemy URL of the raw data database.")
+    mysql_url: str | None = Field(None, description="MySQL server URL without a database (server mode).")
+    raw_database: str = "covertype"
+    mlflow_database: str = "mlflow"
+
+    # -- MLflow and training ------------------------------------------------
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    mlflow_port: int = Field(5000, ge=1, le=65535)
+    experiment_name: str = "covertype"
+    model_name: str = "covertype"
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_bucket: str = "mlflow"
+    retrain_min_new_rows: int | None = Field(None, ge=0, description="Unset: 5% of the rows of the last training.")
+    search_seconds: float = Field(60.0, ge=0, description="Time budget of the hyperparameter search.")
+    evaluation_percent: int = Field(20, ge=1, le=50, description="Share of rows (by hash) held out for evaluation.")
+    primary_metric: Literal["f1_macro", "accuracy"] = "f1_macro"
+    promotion_margin: float = Field(0.0, ge=0, le=1)
+    random_seed: int = 42
+
+    # -- serving -------------------------------------------------------------
+    inference_host: str = "127.0.0.1"
+    inference_port: int = Field(8000, ge=1, le=65535)
+    inference_workers: int = Field(1, ge=1, le=64)
+    inference_url: str = "http://127.0.0.1:8000"
+    model_poll_seconds: float = Field(10.0, gt=0)
+    admin_token: SecretStr | None = None
+
+    # -- Airflow and the UI --------------------------------------------------
+    airflow_url: str = "http://127.0.0.1:8080"
+    airflow_username: str = "admin"
+    airflow_password: SecretStr | None = None
+    ui_port: int = Field(8501, ge=1, le=65535)
+
+    @field_validator("datasource_url", "mlflow_tracking_uri", "inference_url", "airflow_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("database_url", "mysql_url")
+    @classmethod
+    def _check_db_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError("must be a SQLAlchemy URL such as mysql+pymysql://user:password@host:3306")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _check_group(self) -> Settings:
+        if self.group_number > self.group_count:
+            raise ValueError(f"FORESTOPS_GROUP_NUMBER must be at most FORESTOPS_GROUP_COUNT ({self.group_count})")
+        return self
+
+    # -- derived values ------------------------------------------------------
+    @property
+    def resolved_state_dir(self) -> Path:
+        return self.state_dir or self.home / "datasource"
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.data_cache_dir or self.home / "cache"
+
+    @property
+    def raw_database_url(self) -> str:
+        """The raw data store: explicit URL, else MySQL server mode, else SQLite."""
+        if self.database_url:
+            return self.database_url
+        if self.mysql_url:
+            return f"{self.mysql_url}/{self.raw_database}"
+        return f"sqlite:///{(self.home / 'covertype.db').resolve()}"
+
+
+class SettingsError(RuntimeError):
+    """Configuration that cannot work; the message names each variable."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(p) for p in problem["loc"])
+        variable = ENV_PREFIX + field.upper() if field else "configuration"
+        lines.append(f"{variable}: {problem['msg']} (got {problem.get('input')!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides) -> Settings:
+    """Read and validate settings, turning pydantic's report into one message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,1 @@
+"""The relational store of the raw data, shared by ingestion and training."""
