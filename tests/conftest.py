@@ -68,3 +68,11 @@ def mlflow_server(session_dir: Path, database_factory, s3_endpoint) -> Iterator[
 def raw_sample() -> list[list[str]]:
     """5,000 raw rows: real when ../shared is present, else generated."""
     return data.sample_rows(5000)
+
+
+@pytest.fixture(scope="session")
+def airflow_home(session_dir: Path) -> Path:
+    """A migrated Airflow metadata database for ``dag.test()`` runs (see support/airflow.py)."""
+    from tests.support.airflow import prepare_airflow_home
+
+    return prepare_airflow_home(session_dir / "airflow")

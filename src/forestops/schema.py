@@ -92,7 +92,7 @@ LABEL = "Cover_Type"
 NUMERIC_COLUMNS: tuple[str, ...] = tuple(f.name for f in NUMERIC_FEATURES)
 CATEGORICAL_COLUMNS: tuple[str, ...] = (WILDERNESS_AREA, SOIL_TYPE)
 FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_COLUMNS + CATEGORICAL_COLUMNS
-RAW_COLUMNS: tuple[str, ...] = FEATURE_COLUMNS + (LABEL,)
+RAW_COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, LABEL)
 NUMERIC_BY_NAME: dict[str, NumericFeature] = {f.name: f for f in NUMERIC_FEATURES}
 
 # Wilderness_Area1..4 of the UCI one-hot file, in that order ("Commanche" is
@@ -277,7 +277,9 @@ def normalise_raw_row(values: Sequence[Any], label_base: LabelBase = 0) -> dict[
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise ValueProblem("row", values, f"a list of {len(RAW_COLUMNS)} values")
     if len(values) != len(RAW_COLUMNS):
-        raise ValueProblem("row", f"{len(values)} fields", f"{len(RAW_COLUMNS)} fields in the order {', '.join(RAW_COLUMNS)}")
+        raise ValueProblem(
+            "row", f"{len(values)} fields", f"{len(RAW_COLUMNS)} fields in the order {', '.join(RAW_COLUMNS)}"
+        )
     return {c: normalise_value(c, v, label_base) for c, v in zip(RAW_COLUMNS, values, strict=True)}
 
 

@@ -47,21 +47,23 @@ def generate_rows(count: int, seed: int = 7) -> list[list[str]]:
     label = np.where((wilderness == "Cache") & (label == 1), 2, label)
     rows = []
     for i in range(count):
-        rows.append([
-            str(elevation[i]),
-            str(rng.integers(0, 361)),
-            str(rng.integers(0, 50)),
-            str(rng.integers(0, 1200)),
-            str(rng.integers(-150, 550)),
-            str(rng.integers(0, 7000)),
-            str(rng.integers(0, 256)),
-            str(rng.integers(0, 256)),
-            str(rng.integers(0, 256)),
-            str(rng.integers(0, 7000)),
-            str(wilderness[i]),
-            schema.SOIL_CODES[soil_index[i]],
-            str(label[i]),
-        ])
+        rows.append(
+            [
+                str(elevation[i]),
+                str(rng.integers(0, 361)),
+                str(rng.integers(0, 50)),
+                str(rng.integers(0, 1200)),
+                str(rng.integers(-150, 550)),
+                str(rng.integers(0, 7000)),
+                str(rng.integers(0, 256)),
+                str(rng.integers(0, 256)),
+                str(rng.integers(0, 256)),
+                str(rng.integers(0, 7000)),
+                str(wilderness[i]),
+                schema.SOIL_CODES[soil_index[i]],
+                str(label[i]),
+            ]
+        )
     return rows
 
 

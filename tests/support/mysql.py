@@ -44,20 +44,35 @@ def answers(url: str) -> bool:
 
 @contextlib.contextmanager
 def throwaway_server() -> Iterator[str]:
-    daemon = shutil.which("mariadbd") or shutil.which("mysqld") or (
-        "/usr/sbin/mariadbd" if Path("/usr/sbin/mariadbd").exists() else None)
+    daemon = (
+        shutil.which("mariadbd")
+        or shutil.which("mysqld")
+        or ("/usr/sbin/mariadbd" if Path("/usr/sbin/mariadbd").exists() else None)
+    )
     installer = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     if not daemon or not installer:
         raise RuntimeError(HOW_TO)
     folder = Path(tempfile.mkdtemp(prefix="forestops-mysql-"))
     port = free_port()
     user = ["--user=root"] if os.geteuid() == 0 else []
-    subprocess.run([installer, f"--datadir={folder / 'data'}", "--auth-root-authentication-method=normal", *user],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [installer, f"--datadir={folder / 'data'}", "--auth-root-authentication-method=normal", *user],
+        check=True,
+        capture_output=True,
+    )
     process = subprocess.Popen(
-        [daemon, "--no-defaults", f"--datadir={folder / 'data'}", f"--socket={folder / 'sock'}", f"--port={port}",
-         "--bind-address=127.0.0.1", "--skip-grant-tables=0", *user],
-        stdout=subprocess.DEVNULL, stderr=(folder / "server.log").open("wb"),
+        [
+            daemon,
+            "--no-defaults",
+            f"--datadir={folder / 'data'}",
+            f"--socket={folder / 'sock'}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            "--skip-grant-tables=0",
+            *user,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / "server.log").open("wb"),
     )
     url = f"mysql+pymysql://root@127.0.0.1:{port}"
     try:

@@ -33,8 +33,14 @@ def tail(path: Path, lines: int = 40) -> str:
 class ServiceProcess:
     """A subprocess with its log in a file; stopped with its whole process group."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
@@ -97,8 +103,15 @@ class ServiceProcess:
 
 
 @contextlib.contextmanager
-def running(name: str, argv: Sequence[str], log_path: Path, health_url: str, env: Mapping[str, str] | None = None,
-            timeout: float = 60.0, cwd: Path | None = None) -> Iterator[ServiceProcess]:
+def running(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    health_url: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    cwd: Path | None = None,
+) -> Iterator[ServiceProcess]:
     service = ServiceProcess(name, argv, log_path, env, cwd).start()
     try:
         service.wait_http(health_url, timeout=timeout)

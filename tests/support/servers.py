@@ -23,8 +23,13 @@ class S3Endpoint:
     secret_access_key: str = S3_SECRET
 
     def client(self):
-        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id=self.access_key_id,
-                            aws_secret_access_key=self.secret_access_key, region_name="us-east-1")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            region_name="us-east-1",
+        )
 
     def env(self) -> dict[str, str]:
         """What an S3 client process (MLflow's server) needs."""
@@ -37,16 +42,24 @@ class S3Endpoint:
 
     def object_keys(self, prefix: str = "") -> list[str]:
         paginator = self.client().get_paginator("list_objects_v2")
-        return [item["Key"] for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
-                for item in page.get("Contents", [])]
+        return [
+            item["Key"]
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+        ]
 
 
 @contextlib.contextmanager
 def moto_s3(log_dir: Path, bucket: str = "mlflow") -> Iterator[S3Endpoint]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with running("moto_server", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                 log_dir / "moto.log", f"{url}/moto-api/", timeout=60):
+    with running(
+        "moto_server",
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        log_dir / "moto.log",
+        f"{url}/moto-api/",
+        timeout=60,
+    ):
         endpoint = S3Endpoint(url=url, bucket=bucket)
         endpoint.client().create_bucket(Bucket=bucket)
         yield endpoint
@@ -61,16 +74,30 @@ class MlflowServer:
 
 
 @contextlib.contextmanager
-def mlflow_server(log_dir: Path, backend_store_uri: str, s3: S3Endpoint, prefix: str = "artifacts"
-                  ) -> Iterator[MlflowServer]:
+def mlflow_server(
+    log_dir: Path, backend_store_uri: str, s3: S3Endpoint, prefix: str = "artifacts"
+) -> Iterator[MlflowServer]:
     """``mlflow server`` with a MySQL backend and proxied artefacts in S3."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     destination = f"s3://{s3.bucket}/{prefix}"
-    argv = [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", backend_store_uri,
-            "--artifacts-destination", destination, "--serve-artifacts",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    argv = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--artifacts-destination",
+        destination,
+        "--serve-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     log_path = log_dir / "mlflow.log"
     with running("mlflow server", argv, log_path, f"{url}/health", env=s3.env(), timeout=180):
-        yield MlflowServer(url=url, backend_store_uri=backend_store_uri, artifacts_destination=destination,
-                           log_path=log_path)
+        yield MlflowServer(
+            url=url, backend_store_uri=backend_store_uri, artifacts_destination=destination, log_path=log_path
+        )

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -18,7 +19,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    Float,
 )
 
 from forestops import schema
