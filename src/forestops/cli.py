@@ -16,6 +16,11 @@ from forestops.settings import SettingsError, load_settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Forest Cover Type MLOps stack.")
 
 
+@app.callback()
+def main() -> None:
+    """Forest Cover Type MLOps stack: one subcommand per service or operation."""
+
+
 def _settings(**overrides):
     try:
         return load_settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -78,7 +78,7 @@ def test_bad_values_name_column_and_domain(index, value, message):
 
 
 def test_wrong_field_count_is_named():
-    with pytest.raises(schema.ValueProblem, match="12 fields.*13 fields"):
+    with pytest.raises(schema.ValueProblem, match=r"12 fields.*13 fields"):
         schema.normalise_raw_row(ROW[:12])
     with pytest.raises(schema.ValueProblem, match="list of 13"):
         schema.normalise_raw_row("3020,101")
@@ -94,11 +94,11 @@ def test_integral_floats_and_negative_vertical_distance_are_accepted():
 def test_features_refuse_unknown_and_missing_fields():
     features = schema.example_features()
     schema.normalise_features(features)
-    with pytest.raises(schema.ValueProblem, match="Colour.*no such field"):
+    with pytest.raises(schema.ValueProblem, match=r"Colour.*no such field"):
         schema.normalise_features({**features, "Colour": "green"})
     incomplete = dict(features)
     del incomplete["Slope"]
-    with pytest.raises(schema.ValueProblem, match="Slope.*required"):
+    with pytest.raises(schema.ValueProblem, match=r"Slope.*required"):
         schema.normalise_features(incomplete)
 
 
