@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects import mysql
 
 from forestops import schema
 
@@ -27,6 +28,9 @@ metadata = MetaData()
 
 # BIGINT AUTO_INCREMENT on MySQL, INTEGER PRIMARY KEY (rowid) on SQLite.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
+# A quarantined payload may be a whole response body (megabytes): TEXT's
+# 64 KiB on MySQL would truncate it, and quarantine must lose nothing.
+_Payload = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 fetch_log = Table(
     "fetch_log",
@@ -43,7 +47,8 @@ fetch_log = Table(
     Column("rows_duplicate", Integer, nullable=False, default=0),
     Column("rows_rejected", Integer, nullable=False, default=0),
     Column("error", Text, nullable=True),
-    Column("run_id", String(250), nullable=True, comment="Airflow run id, when run by Airflow"),
+    Column("detail", Text, nullable=True, comment="what happened beyond the counts (e.g. collection restarted)"),
+    Column("run_id", String(250), nullable=True, index=True, comment="Airflow run id, when run by Airflow"),
 )
 
 raw_rows = Table(
@@ -57,7 +62,7 @@ raw_rows = Table(
     Column(schema.LABEL, SmallInteger, nullable=False),
     Column("group_number", SmallInteger, nullable=False),
     Column("batch_number", SmallInteger, nullable=False),
-    Column("fetch_id", _Id, ForeignKey("fetch_log.id"), nullable=False),
+    Column("fetch_id", _Id, ForeignKey("fetch_log.id"), nullable=False, index=True),
     Column("fetched_at", DateTime(timezone=False), nullable=False),
 )
 
@@ -66,7 +71,7 @@ rejected_rows = Table(
     metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("payload_hash", String(64), nullable=False, unique=True),
-    Column("payload", Text, nullable=False, comment="the row (or response) exactly as received"),
+    Column("payload", _Payload, nullable=False, comment="the row (or response) exactly as received"),
     Column("reason", Text, nullable=False),
     Column("group_number", SmallInteger, nullable=False),
     Column("batch_number", SmallInteger, nullable=True),

@@ -1,0 +1,129 @@
+"""Create the ``covertype`` database and its least-privileged application user.
+
+An administrator URL is used once, here; every service afterwards connects
+as the application user, whose grants are limited to its own database: the
+DML the services need plus the DDL that lets it own and migrate its schema.
+The schema itself is then created *as that user*, so a missing grant shows
+up at provisioning time rather than in the middle of a collection run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from forestops.storage.db import ensure_schema, make_engine
+
+log = logging.getLogger(__name__)
+
+# DML for ingestion and training, DDL so the user owns its migrations
+# (REFERENCES for the foreign keys, DELETE for Alembic's version table).
+APP_GRANTS: tuple[str, ...] = (
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "CREATE",
+    "ALTER",
+    "DROP",
+    "INDEX",
+    "REFERENCES",
+)
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+class ProvisioningError(RuntimeError):
+    """The database or user cannot be created as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    database: str
+    user: str
+    host: str
+    grants: tuple[str, ...]
+    revision: str
+
+
+def _identifier(kind: str, value: str | None) -> str:
+    if not value or not _IDENTIFIER.match(value):
+        raise ProvisioningError(f"{kind} {value!r} must be 1-64 letters, digits or underscores")
+    return value
+
+
+def grant_statement(database: str, user: str, host: str = "%") -> str:
+    return f"GRANT {', '.join(APP_GRANTS)} ON `{database}`.* TO '{user}'@'{host}'"
+
+
+def provision_mysql(admin_url: str, app_url: str, user_host: str = "%") -> Provisioned:
+    """Create database + user named by ``app_url`` using ``admin_url``; migrate as the user.
+
+    ``app_url`` is the application's own URL (``mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE``);
+    running this again is harmless and re-applies the password and grants.
+    """
+    app = make_url(app_url)
+    if not app.drivername.startswith("mysql"):
+        raise ProvisioningError(f"the application URL must be a MySQL URL, got {app.drivername}")
+    database = _identifier("database name", app.database)
+    user = _identifier("application user", app.username)
+    if app.password is None or app.password == "":
+        raise ProvisioningError(f"the application URL gives user {user!r} no password")
+    if not re.match(r"^[A-Za-z0-9_.%:-]{1,255}$", user_host):
+        raise ProvisioningError(f"user host {user_host!r} is not a valid MySQL host pattern")
+    admin = make_url(admin_url).set(database=None)
+    if admin.username == user:
+        raise ProvisioningError("the administrator and the application user must differ")
+    engine = create_engine(admin)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            )
+            connection.execute(
+                text(f"CREATE USER IF NOT EXISTS '{user}'@'{user_host}' IDENTIFIED BY :password"),
+                {"password": app.password},
+            )
+            connection.execute(
+                text(f"ALTER USER '{user}'@'{user_host}' IDENTIFIED BY :password"), {"password": app.password}
+            )
+            connection.execute(text(grant_statement(database, user, user_host)))
+    finally:
+        engine.dispose()
+    log.info("database %s and user %s@%s ready; migrating as %s", database, user, user_host, user)
+    app_engine = make_engine(app.render_as_string(hide_password=False))
+    try:
+        revision = ensure_schema(app_engine)
+    finally:
+        app_engine.dispose()
+    return Provisioned(database, user, user_host, APP_GRANTS, revision)
+
+
+def drop_mysql_user(admin_url: str, user: str, user_host: str = "%") -> None:
+    """Remove an application user (tests clean up after themselves)."""
+    user = _identifier("application user", user)
+    engine = create_engine(make_url(admin_url).set(database=None))
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP USER IF EXISTS '{user}'@'{user_host}'"))
+    finally:
+        engine.dispose()
+
+
+def initialise(database_url: str, admin_url: str | None, user_host: str = "%") -> Provisioned | str:
+    """What ``forestops db-init`` does: provision on MySQL, just migrate on SQLite."""
+    if database_url.startswith("sqlite"):
+        engine = make_engine(database_url)
+        try:
+            return ensure_schema(engine)
+        finally:
+            engine.dispose()
+    if admin_url is None:
+        raise ProvisioningError(
+            "creating the database and its user needs an administrator URL: pass --admin-url or set "
+            "FORESTOPS_DB_ADMIN_URL (for example mysql+pymysql://root:PASSWORD@127.0.0.1:3306)"
+        )
+    return provision_mysql(admin_url, database_url, user_host)
