@@ -8,6 +8,7 @@ for the libraries of the others.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -39,6 +40,17 @@ def datasource(
     from forestops.datasource.server import serve
 
     sys.exit(serve(settings))
+
+
+@app.command("gen-env")
+def gen_env(
+    example: Path = typer.Option(Path(".env.example"), help="Template with generate:<kind> placeholders."),
+    target: Path = typer.Option(Path(".env"), help="File to create; never overwritten."),
+) -> None:
+    """Create the compose deployment's .env with fresh random secrets (keeps an existing one)."""
+    from forestops.deploy.envfile import main as envfile_main
+
+    raise typer.Exit(envfile_main([str(example), str(target)]))
 
 
 if __name__ == "__main__":

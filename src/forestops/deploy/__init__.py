@@ -1,0 +1,1 @@
+"""Helpers for the Docker Compose deployment (secrets for ``.env``)."""
