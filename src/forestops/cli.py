@@ -53,5 +53,17 @@ def gen_env(
     raise typer.Exit(envfile_main([str(example), str(target)]))
 
 
+@app.command()
+def ui(
+    host: str = typer.Option(None, help="Interface to bind (default FORESTOPS_UI_HOST)."),
+    port: int = typer.Option(None, help="Port (default FORESTOPS_UI_PORT, 8501)."),
+) -> None:
+    """Serve the Streamlit app: predict, watch and drive the pipeline, compare models."""
+    settings = _settings(ui_host=host, ui_port=port)
+    from forestops.ui.server import serve
+
+    sys.exit(serve(settings))
+
+
 if __name__ == "__main__":
     app()

@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     airflow_username: str = "admin"
     airflow_password: SecretStr | None = None
     ui_port: int = Field(8501, ge=1, le=65535)
+    ui_host: str = Field("127.0.0.1", description="Interface the Streamlit UI binds (0.0.0.0 in a container).")
 
     @field_validator("datasource_url", "mlflow_tracking_uri", "inference_url", "airflow_url")
     @classmethod

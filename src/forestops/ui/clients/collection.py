@@ -1,0 +1,145 @@
+"""Collection progress, read from the ingest's ``fetch_log`` table.
+
+The one place where the UI reads a database rather than an HTTP API: the
+per-batch counts (received / new / duplicate / rejected) are only kept there
+and no service publishes them.  Only SELECTs are issued; in a deployment give
+the UI a user with SELECT rights on ``fetch_log`` alone.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError, SQLAlchemyError
+
+from forestops.storage.db import make_engine
+from forestops.storage.tables import fetch_log
+from forestops.ui.clients.http import ServiceError
+
+SERVICE = "raw data database"
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    batch_number: int | None
+    fetches: int
+    rows_received: int
+    rows_new: int
+    rows_duplicate: int
+    rows_rejected: int
+    errors: int
+    last_fetch_at: datetime | None
+
+
+@dataclass(frozen=True)
+class FetchRecord:
+    started_at: datetime
+    batch_number: int | None
+    status: str
+    rows_received: int
+    rows_new: int
+    rows_duplicate: int
+    rows_rejected: int
+    error: str | None
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class CollectionProgress:
+    batches: list[BatchProgress]
+    recent: list[FetchRecord]
+
+    @property
+    def total_new(self) -> int:
+        return sum(b.rows_new for b in self.batches)
+
+
+@functools.lru_cache(maxsize=8)
+def _engine(url: str) -> sa.Engine:
+    return make_engine(url)
+
+
+def redact(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def collection_progress(database_url: str, group_number: int, recent: int = 15) -> CollectionProgress | ServiceError:
+    """Per-batch totals and the latest fetches of one group."""
+    url = sa.engine.make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        # Connecting would create an empty file; a reader must not.
+        return ServiceError(
+            SERVICE,
+            f"no database at {url.database}: nothing has been collected yet",
+            "Create the schema with `forestops db-init`, then let `covertype_ingest` run (or trigger it below).",
+        )
+    where = fetch_log.c.group_number == group_number
+    per_batch = (
+        sa.select(
+            fetch_log.c.batch_number,
+            sa.func.count().label("fetches"),
+            sa.func.coalesce(sa.func.sum(fetch_log.c.rows_received), 0),
+            sa.func.coalesce(sa.func.sum(fetch_log.c.rows_new), 0),
+            sa.func.coalesce(sa.func.sum(fetch_log.c.rows_duplicate), 0),
+            sa.func.coalesce(sa.func.sum(fetch_log.c.rows_rejected), 0),
+            sa.func.sum(sa.case((fetch_log.c.status == "error", 1), else_=0)),
+            sa.func.max(sa.func.coalesce(fetch_log.c.finished_at, fetch_log.c.started_at)),
+        )
+        .where(where)
+        .group_by(fetch_log.c.batch_number)
+        .order_by(fetch_log.c.batch_number)
+    )
+    latest = (
+        sa.select(
+            fetch_log.c.started_at,
+            fetch_log.c.batch_number,
+            fetch_log.c.status,
+            fetch_log.c.rows_received,
+            fetch_log.c.rows_new,
+            fetch_log.c.rows_duplicate,
+            fetch_log.c.rows_rejected,
+            fetch_log.c.error,
+            fetch_log.c.run_id,
+        )
+        .where(where)
+        .order_by(fetch_log.c.id.desc())
+        .limit(recent)
+    )
+    try:
+        with _engine(database_url).connect() as connection:
+            batches = [
+                BatchProgress(row[0], *(int(n or 0) for n in row[1:7]), row[7]) for row in connection.execute(per_batch)
+            ]
+            records = [FetchRecord(*row) for row in connection.execute(latest)]
+    except (NoSuchTableError, ProgrammingError) as error:
+        if "fetch_log" in str(error) or isinstance(error, NoSuchTableError):
+            return ServiceError(
+                SERVICE,
+                f"no fetch_log table in {redact(database_url)}: nothing has been collected yet",
+                "Create the schema with `forestops db-init`, then let `covertype_ingest` run (or trigger it below).",
+            )
+        return _database_error(database_url, error)
+    except OperationalError as error:
+        if "no such table" in str(error):
+            return ServiceError(
+                SERVICE,
+                f"no fetch_log table in {redact(database_url)}: nothing has been collected yet",
+                "Create the schema with `forestops db-init`, then let `covertype_ingest` run (or trigger it below).",
+            )
+        return _database_error(database_url, error)
+    except SQLAlchemyError as error:
+        return _database_error(database_url, error)
+    return CollectionProgress(batches, records)
+
+
+def _database_error(database_url: str, error: Exception) -> ServiceError:
+    first_line = str(getattr(error, "orig", None) or error).splitlines()[0][:300]
+    return ServiceError(
+        SERVICE,
+        f"cannot read {redact(database_url)}: {first_line}",
+        "Check that the database runs and that FORESTOPS_DATABASE_URL / FORESTOPS_MYSQL_URL point at it.",
+    )

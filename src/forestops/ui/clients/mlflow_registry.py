@@ -1,0 +1,125 @@
+"""The MLflow model registry over its REST API: versions, aliases, tags, run metrics, pictures.
+
+We call the REST endpoints with httpx rather than ``MlflowClient`` because
+the client retries a dead server for minutes; a page must answer in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from forestops.ui.clients.http import Exchange, ServiceError, exchange
+
+SERVICE = "MLflow"
+PROMOTION_TAGS = ("decision", "candidate_score", "champion_score", "primary_metric")
+CONFUSION_MATRIX = "confusion_matrix.png"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    version: int
+    run_id: str | None
+    status: str
+    created_at: datetime | None
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+    metrics: dict[str, float] = field(default_factory=dict)
+    experiment_id: str | None = None
+    run_name: str | None = None
+
+
+@dataclass(frozen=True)
+class MlflowRegistryClient:
+    base_url: str
+    model_name: str
+    timeout: float = 5.0
+
+    @property
+    def advice(self) -> str:
+        return (
+            f"Start it with `forestops mlflow-server` (or `make demo`), or point FORESTOPS_MLFLOW_TRACKING_URI "
+            f"(now {self.base_url}) at a running one."
+        )
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Exchange:
+        return exchange(SERVICE, "GET", f"{self.base_url}{path}", params=params, timeout=self.timeout)
+
+    def health(self) -> str | ServiceError:
+        record = self._get("/health")
+        return str(record.response_body) if record.ok else record.error(self.advice)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.base_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def version_url(self, version: int) -> str:
+        return f"{self.base_url}/#/models/{quote(self.model_name)}/versions/{version}"
+
+    def versions(self, limit: int = 100) -> list[ModelVersion] | ServiceError:
+        """Registered versions, newest first, with their aliases, promotion tags and run metrics."""
+        model = self._get("/api/2.0/mlflow/registered-models/get", {"name": self.model_name})
+        if model.status_code == 404 or (
+            isinstance(model.response_body, dict) and model.response_body.get("error_code") == "RESOURCE_DOES_NOT_EXIST"
+        ):
+            return []
+        if not model.ok:
+            return model.error(self.advice)
+        aliases: dict[str, list[str]] = {}
+        for entry in model.response_body.get("registered_model", {}).get("aliases", []):
+            aliases.setdefault(str(entry["version"]), []).append(entry["alias"])
+
+        search = self._get(
+            "/api/2.0/mlflow/model-versions/search",
+            {"filter": f"name='{self.model_name}'", "max_results": limit, "order_by": "version_number DESC"},
+        )
+        if not search.ok:
+            return search.error(self.advice)
+        versions = []
+        for raw in search.response_body.get("model_versions", []):
+            run_id = raw.get("run_id") or None
+            run = self._run(run_id) if run_id else None
+            if isinstance(run, ServiceError):
+                return run
+            created = raw.get("creation_timestamp")
+            versions.append(
+                ModelVersion(
+                    version=int(raw["version"]),
+                    run_id=run_id,
+                    status=str(raw.get("status", "")),
+                    created_at=datetime.fromtimestamp(int(created) / 1000, UTC) if created else None,
+                    aliases=tuple(sorted(aliases.get(str(raw["version"]), []))),
+                    tags={t["key"]: t.get("value", "") for t in raw.get("tags", [])},
+                    metrics=run["metrics"] if run else {},
+                    experiment_id=run["experiment_id"] if run else None,
+                    run_name=run["run_name"] if run else None,
+                )
+            )
+        return sorted(versions, key=lambda v: v.version, reverse=True)
+
+    def _run(self, run_id: str) -> dict[str, Any] | ServiceError:
+        record = self._get("/api/2.0/mlflow/runs/get", {"run_id": run_id})
+        if not record.ok:
+            return record.error(self.advice)
+        run = record.response_body.get("run", {})
+        info = run.get("info", {})
+        return {
+            "metrics": {m["key"]: float(m["value"]) for m in run.get("data", {}).get("metrics", [])},
+            "experiment_id": info.get("experiment_id"),
+            "run_name": info.get("run_name"),
+        }
+
+    def artifact(self, run_id: str, path: str = CONFUSION_MATRIX) -> bytes | ServiceError:
+        """An artefact of a run, read through the server (works with proxied artefact storage)."""
+        record = self._get("/get-artifact", {"run_uuid": run_id, "path": path})
+        if record.ok and record.content:
+            return record.content
+        if record.status_code in (400, 404) or (record.ok and not record.content):
+            return ServiceError(
+                SERVICE,
+                f"run {run_id} has no artefact {path}",
+                "The training run did not log it; versions trained by `covertype_train` have one.",
+                record.status_code,
+            )
+        return record.error(self.advice)

@@ -1,0 +1,89 @@
+"""Compare the registered model versions: metrics, aliases, promotion decisions, pictures."""
+
+import pandas as pd
+import streamlit as st
+
+from forestops.ui import views
+from forestops.ui.clients.http import ServiceError
+from forestops.ui.clients.mlflow_registry import PROMOTION_TAGS
+
+services = views.page("Models", "📈")
+settings = services.settings
+mlflow = services.mlflow
+st.caption(f"Registered model `{settings.model_name}` in MLflow at {settings.mlflow_tracking_uri}.")
+
+versions = mlflow.versions()
+if isinstance(versions, ServiceError):
+    views.show_error(versions)
+    st.stop()
+if not versions:
+    st.info(
+        f"No version of `{settings.model_name}` is registered yet. Trigger `covertype_train` on the Pipeline page "
+        "(or run `forestops train`) once some data has been collected."
+    )
+    st.stop()
+
+champion = next((v for v in versions if "champion" in v.aliases), None)
+challenger = next((v for v in versions if "challenger" in v.aliases), None)
+cells = st.columns(3)
+cells[0].metric("Versions", len(versions))
+cells[1].metric("@champion", f"v{champion.version}" if champion else "none")
+cells[2].metric("@challenger", f"v{challenger.version}" if challenger else "none")
+
+metric_names = sorted({name for v in versions for name in v.metrics})
+primary = settings.primary_metric
+shown_metrics = [m for m in (primary, "accuracy", "f1_macro") if m in metric_names]
+shown_metrics = list(dict.fromkeys(shown_metrics))
+table = pd.DataFrame(
+    [
+        {
+            "version": v.version,
+            "aliases": ", ".join(f"@{a}" for a in v.aliases),
+            **{m: v.metrics.get(m) for m in shown_metrics},
+            **{t: v.tags.get(t) for t in PROMOTION_TAGS},
+            "registered (UTC)": v.created_at,
+            "run": mlflow.run_url(v.experiment_id, v.run_id) if v.run_id and v.experiment_id else None,
+        }
+        for v in versions
+    ]
+)
+st.dataframe(
+    table,
+    hide_index=True,
+    column_config={"run": st.column_config.LinkColumn("MLflow run", display_text="open run")},
+)
+
+if primary in metric_names:
+    st.subheader(f"{primary} over versions")
+    history = pd.DataFrame(
+        [{"version": v.version, primary: v.metrics[primary]} for v in versions if primary in v.metrics]
+    ).sort_values("version")
+    st.line_chart(history, x="version", y=primary)
+else:
+    st.caption(f"No version has a `{primary}` metric yet.")
+
+st.subheader("One version")
+labels = {v.version: f"v{v.version} {' '.join('@' + a for a in v.aliases)}".strip() for v in versions}
+default = champion.version if champion else versions[0].version
+chosen_number = st.selectbox("Version", list(labels), index=list(labels).index(default), format_func=labels.__getitem__)
+chosen = next(v for v in versions if v.version == chosen_number)
+links = st.columns(2)
+links[0].link_button("Model version in MLflow", mlflow.version_url(chosen.version))
+if chosen.run_id and chosen.experiment_id:
+    links[1].link_button("Training run in MLflow", mlflow.run_url(chosen.experiment_id, chosen.run_id))
+details, picture = st.columns([1, 2])
+with details:
+    st.markdown("**Metrics**")
+    st.dataframe(pd.Series(chosen.metrics, name="value").sort_index())
+    if chosen.tags:
+        st.markdown("**Tags**")
+        st.json(chosen.tags)
+with picture:
+    if chosen.run_id is None:
+        st.info("This version was not logged by a run, so it has no confusion matrix.")
+    else:
+        image = mlflow.artifact(chosen.run_id)
+        if isinstance(image, ServiceError):
+            views.show_error(image)
+        else:
+            st.image(image, caption=f"Confusion matrix of v{chosen.version} on its evaluation rows")

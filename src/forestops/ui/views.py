@@ -1,0 +1,101 @@
+"""Rendering helpers shared by the pages (errors, exchanges, the page preamble)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import streamlit as st
+
+from forestops.ui.clients.http import Exchange, ServiceError
+from forestops.ui.context import Services, services_or_error
+
+
+def page(title: str, icon: str) -> Services:
+    """Set the page up and return the services; a bad configuration stops the page with its message."""
+    st.set_page_config(page_title=f"forestops · {title}", page_icon=icon, layout="wide")
+    st.title(f"{icon} {title}")
+    services = services_or_error()
+    if not isinstance(services, Services):
+        st.error(f"The configuration is invalid, so the app cannot reach the services.\n\n```\n{services}\n```")
+        st.stop()
+    return services
+
+
+def show_error(error: ServiceError, prefix: str = "") -> None:
+    lead = f"{prefix}: " if prefix else ""
+    st.error(f"**{lead}{error.service} — {error.problem}**\n\nWhat to do: {error.advice}")
+
+
+def show_exchange(record: Exchange | ServiceError, title: str = "") -> None:
+    """The request and the response of one call, as the API console shows them."""
+    if isinstance(record, ServiceError):
+        show_error(record)
+        return
+    if title:
+        st.markdown(f"**{title}**")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("Request")
+        request: dict[str, Any] = {"method": record.method, "url": record.url}
+        if record.params:
+            request["params"] = record.params
+        if record.request_headers:
+            request["headers"] = record.request_headers
+        if record.request_body is not None:
+            request["body"] = record.request_body
+        st.code(_pretty(request, limit=4000), language="json")
+    with right:
+        if record.transport_error is not None:
+            st.markdown(f"Response: **no answer** after {record.elapsed_ms:.0f} ms")
+            st.error(f"{record.transport_error}")
+        else:
+            badge = "🟢" if record.ok else "🔴"
+            st.markdown(f"Response: {badge} **HTTP {record.status_code}** in {record.elapsed_ms:.0f} ms")
+            st.code(_pretty(record.response_body), language="json")
+
+
+def _pretty(value: Any, limit: int = 20_000) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+    return text if len(text) <= limit else text[:limit] + f"\n... ({len(text) - limit} more characters)"
+
+
+def ago(moment: datetime | str | None) -> str:
+    """'3 min ago' for a time (naive times are UTC, as the services store them)."""
+    if moment is None:
+        return "never"
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        except ValueError:
+            return moment
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    seconds = (datetime.now(UTC) - moment).total_seconds()
+    if seconds < 0:
+        return f"in {_span(-seconds)}"
+    return f"{_span(seconds)} ago"
+
+
+def _span(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 129600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def remember(key: str, value: Any) -> None:
+    """Keep an action's outcome across the rerun its button causes."""
+    st.session_state[key] = value
+
+
+def show_remembered(key: str) -> None:
+    outcome = st.session_state.get(key)
+    if outcome is None:
+        return
+    kind, message = outcome
+    (st.success if kind == "ok" else st.error)(message)
