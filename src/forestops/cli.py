@@ -53,6 +53,65 @@ def gen_env(
     raise typer.Exit(envfile_main([str(example), str(target)]))
 
 
+@app.command("ingest-once")
+def ingest_once(
+    run_id: str = typer.Option(None, help="Idempotency key: a second call with the same id fetches nothing."),
+) -> None:
+    """Fetch one portion from the data API and store it (what each ingest DAG run does)."""
+    import json
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings()
+    from forestops.ingest.client import DataApiConfigurationError
+    from forestops.ingest.pipeline import ingest_once as run_ingest_once
+
+    try:
+        outcome = run_ingest_once(settings, run_id=run_id)
+    except DataApiConfigurationError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(outcome.as_dict()))
+    raise typer.Exit(1 if outcome.status == "error" else 0)
+
+
+@app.command("db-init")
+def db_init(
+    admin_url: str = typer.Option(None, help="Administrator URL (default FORESTOPS_DB_ADMIN_URL); MySQL only."),
+    user_host: str = typer.Option("%", help="Host part of the application user's account."),
+) -> None:
+    """Create the covertype database and its application user (MySQL), then migrate the schema as that user."""
+    settings = _settings()
+    from forestops.storage.provision import ProvisioningError, initialise
+
+    admin = admin_url or (settings.db_admin_url.get_secret_value() if settings.db_admin_url else None)
+    try:
+        result = initialise(settings.raw_database_url, admin, user_host)
+    except ProvisioningError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    if isinstance(result, str):
+        typer.echo(f"schema at revision {result} ({settings.raw_database_url})")
+    else:
+        typer.echo(
+            f"database {result.database}: user {result.user}@{result.host} granted {', '.join(result.grants)}; "
+            f"schema at revision {result.revision}"
+        )
+
+
+@app.command()
+def inference(
+    host: str = typer.Option(None, help="Interface to bind (default FORESTOPS_INFERENCE_HOST)."),
+    port: int = typer.Option(None, help="Port (default FORESTOPS_INFERENCE_PORT, 8000)."),
+    workers: int = typer.Option(None, help="Worker processes (default FORESTOPS_INFERENCE_WORKERS, 1)."),
+) -> None:
+    """Serve the inference API: the champion model from MLflow, swapped when the alias moves."""
+    settings = _settings(inference_host=host, inference_port=port, inference_workers=workers)
+    from forestops.serving.server import serve
+
+    sys.exit(serve(settings))
+
+
 @app.command()
 def ui(
     host: str = typer.Option(None, help="Interface to bind (default FORESTOPS_UI_HOST)."),
@@ -63,6 +122,56 @@ def ui(
     from forestops.ui.server import serve
 
     sys.exit(serve(settings))
+
+
+@app.command("mlflow-server")
+def mlflow_server_command(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(None, help="Port (default FORESTOPS_MLFLOW_PORT, 5000)."),
+    workers: int = typer.Option(1, help="Server worker processes."),
+) -> None:
+    """Run `mlflow server`: SQLite + local artefacts, or MySQL + S3 when FORESTOPS_MYSQL_URL / S3 are set."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(mlflow_port=port)
+    from forestops.local.mlflow_server import MlflowConfigError, serve
+
+    try:
+        serve(settings, host=host, port=settings.mlflow_port, workers=workers)
+    except MlflowConfigError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+
+
+stack_app = typer.Typer(no_args_is_help=True, help="The local stack: every service as a background process.")
+app.add_typer(stack_app, name="stack")
+
+
+@stack_app.command("up")
+def stack_up(
+    demo: bool = typer.Option(False, help="Short demo windows for settings the environment does not set."),
+) -> None:
+    """Start the whole stack in the background, wait until it is healthy, print the URLs."""
+    from forestops.local.cli import run_up
+
+    raise typer.Exit(run_up(demo))
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop exactly the processes `stack up` started (by recorded pid and process group)."""
+    from forestops.local.cli import run_down
+
+    raise typer.Exit(run_down())
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show each service of the local stack: pid, state, URL, log."""
+    from forestops.local.cli import run_status
+
+    raise typer.Exit(run_status())
 
 
 if __name__ == "__main__":

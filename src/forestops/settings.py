@@ -46,11 +46,13 @@ class Settings(BaseSettings):
     restart_when_done: bool = False
     http_timeout_seconds: float = Field(30.0, gt=0)
     http_retries: int = Field(5, ge=0, le=20)
+    http_backoff_seconds: float = Field(1.0, ge=0, description="First wait between two HTTP attempts (doubles).")
 
     # -- storage -------------------------------------------------------------
     database_url: str | None = Field(None, description="SQLAlchemy URL of the raw data database.")
     mysql_url: str | None = Field(None, description="MySQL server URL without a database (server mode).")
     raw_database: str = "covertype"
+    db_admin_url: SecretStr | None = Field(None, description="Admin URL used once by `forestops db-init`.")
     mlflow_database: str = "mlflow"
 
     # -- MLflow and training ------------------------------------------------
@@ -83,6 +85,13 @@ class Settings(BaseSettings):
     airflow_password: SecretStr | None = None
     ui_port: int = Field(8501, ge=1, le=65535)
     ui_host: str = Field("127.0.0.1", description="Interface the Streamlit UI binds (0.0.0.0 in a container).")
+
+    # -- the local stack (`forestops stack`) ---------------------------------
+    airflow_port: int = Field(8080, ge=1, le=65535, description="Port of the local stack's Airflow API server.")
+    airflow_database_url: str | None = Field(
+        None, description="Airflow metadata DB of the local stack (unset: SQLite under <home>/airflow)."
+    )
+    stack_health_timeout: float = Field(240.0, gt=0, description="Seconds each local-stack service has to answer.")
 
     @field_validator("datasource_url", "mlflow_tracking_uri", "inference_url", "airflow_url")
     @classmethod

@@ -1,0 +1,182 @@
+"""Write one fetch to the raw data store: all of it or none of it.
+
+The fetch log row, the new raw rows and the quarantined rows go in one
+transaction, so a crash mid-insert leaves no trace of the fetch and a retry
+starts clean.  Duplicates (resamples, retries) are skipped by the database
+itself on the unique content hash, in bulk, with the dialect's own
+"ignore the duplicate key" form (MySQL/MariaDB ``INSERT IGNORE`` which the
+driver batches into multi-row statements; SQLite ``ON CONFLICT DO NOTHING``).
+New rows are counted by their fetch id afterwards, which is exact whatever
+the driver reports as affected rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from forestops.ingest.rows import RejectedRow
+from forestops.storage.tables import fetch_log, raw_rows, rejected_rows
+
+STORED = "stored"
+COMPLETE = "complete"
+ERROR = "error"
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC, the way the store's DateTime columns hold time."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class FetchCounts:
+    fetch_id: int
+    received: int
+    new: int
+    duplicate: int
+    rejected: int
+
+
+def insert_skipping_duplicates(connection: Connection, table: Table, key: str, rows: Sequence[dict]) -> None:
+    """Bulk insert; rows whose ``key`` already exists are skipped, not errors."""
+    if not rows:
+        return
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
+    elif dialect == "postgresql":
+        statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
+    elif dialect in ("mysql", "mariadb"):
+        # Rows are validated to the column types before they get here, so
+        # the only error IGNORE can swallow is the duplicate key.
+        statement = insert(table).prefix_with("IGNORE")
+    else:
+        raise NotImplementedError(f"no duplicate-skipping insert for {dialect}")
+    connection.execute(statement, list(rows))
+
+
+def _open_fetch(
+    connection: Connection, source_url: str, group: int, batch: int | None, run_id: str | None, started_at: dt.datetime
+) -> int:
+    result = connection.execute(
+        insert(fetch_log).values(
+            started_at=started_at,
+            source_url=source_url,
+            group_number=group,
+            batch_number=batch,
+            status=STORED,
+            rows_received=0,
+            rows_new=0,
+            rows_duplicate=0,
+            rows_rejected=0,
+            run_id=run_id,
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def store_fetch(
+    engine: Engine,
+    *,
+    source_url: str,
+    group_number: int,
+    batch_number: int | None,
+    valid: Sequence[dict[str, Any]],
+    rejected: Sequence[RejectedRow],
+    run_id: str | None = None,
+    started_at: dt.datetime | None = None,
+    error: str | None = None,
+) -> FetchCounts:
+    """Store a portion (valid rows + quarantined ones) and its log entry atomically."""
+    now = utcnow()
+    with engine.begin() as connection:
+        fetch_id = _open_fetch(connection, source_url, group_number, batch_number, run_id, started_at or now)
+        unique = {row["row_hash"]: row for row in valid}
+        context = {"group_number": group_number, "fetch_id": fetch_id}
+        insert_skipping_duplicates(
+            connection,
+            raw_rows,
+            "row_hash",
+            [{**row, **context, "batch_number": batch_number, "fetched_at": now} for row in unique.values()],
+        )
+        quarantined = {r.payload_hash: r for r in rejected}
+        insert_skipping_duplicates(
+            connection,
+            rejected_rows,
+            "payload_hash",
+            [
+                {
+                    "payload_hash": digest,
+                    "payload": r.payload,
+                    "reason": r.reason,
+                    "batch_number": batch_number,
+                    "received_at": now,
+                    **context,
+                }
+                for digest, r in quarantined.items()
+            ],
+        )
+        new = connection.execute(select(func.count()).where(raw_rows.c.fetch_id == fetch_id)).scalar_one()
+        counts = FetchCounts(
+            fetch_id=fetch_id,
+            received=len(valid) + len(rejected),
+            new=int(new),
+            duplicate=len(valid) - int(new),
+            rejected=len(rejected),
+        )
+        connection.execute(
+            update(fetch_log)
+            .where(fetch_log.c.id == fetch_id)
+            .values(
+                finished_at=utcnow(),
+                rows_received=counts.received,
+                rows_new=counts.new,
+                rows_duplicate=counts.duplicate,
+                rows_rejected=counts.rejected,
+                error=error,
+            )
+        )
+    return counts
+
+
+def record_status(
+    engine: Engine,
+    *,
+    status: str,
+    source_url: str,
+    group_number: int,
+    run_id: str | None = None,
+    started_at: dt.datetime | None = None,
+    error: str | None = None,
+    detail: str | None = None,
+) -> int:
+    """Log a fetch that stored nothing: the collection is complete, or the API failed."""
+    with engine.begin() as connection:
+        fetch_id = _open_fetch(connection, source_url, group_number, None, run_id, started_at or utcnow())
+        connection.execute(
+            update(fetch_log)
+            .where(fetch_log.c.id == fetch_id)
+            .values(status=status, finished_at=utcnow(), error=error, detail=detail)
+        )
+    return fetch_id
+
+
+def finished_fetch_of_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
+    """The stored or complete fetch already made by this run id, if any."""
+    with engine.connect() as connection:
+        row = (
+            connection.execute(
+                select(fetch_log)
+                .where(fetch_log.c.run_id == run_id, fetch_log.c.status.in_((STORED, COMPLETE)))
+                .order_by(fetch_log.c.id.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+    return dict(row) if row else None
