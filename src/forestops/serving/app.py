@@ -1,0 +1,278 @@
+"""The FastAPI app: routes, start-up and the background watcher of the ``champion`` alias.
+
+``uvicorn --factory forestops.serving.app:create_app`` (what ``forestops
+inference`` runs) builds one app per worker from the environment.  Start-up
+waits a short while for the first registry check and then serves anyway, so
+a missing champion or a slow registry never stops the service from coming
+up: it answers 503 until a model is loaded and picks one up by polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from forestops import schema
+from forestops.serving import contract, validation_errors
+from forestops.serving.batching import Answer, Batcher, NoChampion
+from forestops.serving.champion import ALIAS, ChampionWatcher
+from forestops.serving.frames import columns_of
+from forestops.serving.telemetry import ServingMetrics
+from forestops.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+STARTUP_WAIT_SECONDS = 20.0
+# Above this body size (about 100 rows), parsing, validation and rendering move to a worker
+# thread so a big request does not hold up the small ones on the event loop.
+OFF_LOOP_BODY_BYTES = 32_000
+
+
+def json_response(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json", headers=headers)
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def render_predictions(answer: Answer) -> bytes:
+    names = schema.COVER_TYPES
+    model = answer.model
+    predictions = [
+        {"cover_type": class_id, "cover_type_name": names[class_id], "probabilities": dict(zip(names, row))}
+        for class_id, row in zip(answer.class_ids.tolist(), answer.probabilities.tolist())
+    ]
+    return orjson.dumps(
+        {"model": {"name": model.name, "version": model.version, "alias": ALIAS}, "predictions": predictions}
+    )
+
+
+def parse_request(body: bytes) -> contract.PredictRequest:
+    try:
+        return contract.parse_request(body)
+    except ValidationError as error:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def parse_columns(body: bytes) -> tuple[dict[str, list[Any]], int]:
+    payload = parse_request(body)
+    return columns_of(payload.instances), len(payload.instances)
+
+
+class Service:
+    """What the routes share: settings, the watcher, the batcher and the metrics."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.watcher = ChampionWatcher(settings)
+        self.metrics = ServingMetrics()
+        self.batcher = Batcher(self.watcher.holder, on_predicted=self.metrics.record_predictions)
+        self._refresh_lock = asyncio.Lock()
+        self._poller: asyncio.Task | None = None
+
+    @property
+    def holder(self):
+        return self.watcher.holder
+
+    async def refresh(self, force: bool = False) -> str:
+        async with self._refresh_lock:
+            outcome = await run_in_threadpool(self.watcher.refresh, force)
+        if outcome == "load failed":
+            self.metrics.load_failures.inc()
+        current = self.holder.current
+        self.metrics.record_served(self.settings.model_name, current.version if current else None)
+        return outcome
+
+    async def _poll(self, first_check: asyncio.Event) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # never let the watcher die: the next tick tries again
+                log.exception("checking the champion alias failed")
+            first_check.set()
+            await asyncio.sleep(self.settings.model_poll_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        self.batcher.start()
+        first_check = asyncio.Event()
+        self._poller = asyncio.create_task(self._poll(first_check), name="forestops-champion-watcher")
+        try:
+            await asyncio.wait_for(first_check.wait(), STARTUP_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("the registry did not answer within %ss; serving without a model for now", STARTUP_WAIT_SECONDS)
+        if self.holder.current is None:
+            log.warning(self.watcher.no_champion_message)
+        yield
+        self._poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._poller
+        await self.batcher.stop()
+
+    def model_info(self) -> dict[str, Any]:
+        holder = self.holder
+        current = holder.current
+        failure = holder.load_failure
+        return {
+            "name": self.settings.model_name,
+            "alias": ALIAS,
+            "version": current.version if current else None,
+            "run_id": current.run_id if current else None,
+            "metrics": current.metrics if current else {},
+            "loaded_at": _iso(current.loaded_at) if current else None,
+            "checked_at": _iso(holder.checked_at),
+            "registry_error": holder.registry_error,
+            "load_failure": {"version": failure.version, "error": failure.error, "at": _iso(failure.at)}
+            if failure
+            else None,
+            "message": None if current else self.watcher.no_champion_message,
+        }
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the request model, which ``/predict`` parses itself (see ``predict``)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    request_schema = contract.PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    components.update(request_schema.pop("$defs", {}))
+    components["PredictRequest"] = request_schema
+    app.openapi_schema = document
+    return document
+
+
+_PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/PredictRequest"},
+                "examples": {
+                    "one row": {
+                        "summary": "One row of the data set (a Lodgepole Pine stand)",
+                        "value": {"instances": [schema.example_features()]},
+                    },
+                    "variants": {
+                        "summary": "Strings and spelling variants are normalised",
+                        "value": {
+                            "instances": [
+                                {
+                                    **{k: str(v) for k, v in schema.example_features().items()},
+                                    "Wilderness_Area": "Comanche Peak",
+                                    "Soil_Type": "7745",
+                                }
+                            ]
+                        },
+                    },
+                },
+            }
+        },
+    }
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    service = Service(settings)
+    app = FastAPI(
+        title="forestops inference API",
+        version="1",
+        description=(
+            f"Predicts the forest cover type with the model holding the `{ALIAS}` alias of "
+            f"`{settings.model_name}` in MLflow, and follows the alias without a restart."
+        ),
+        lifespan=service.lifespan,
+    )
+    app.state.service = service
+    service.metrics.instrument(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
+        return json_response({"detail": validation_errors.describe(error.errors())}, status_code=422)
+
+    @app.exception_handler(NoChampion)
+    async def _no_champion(request: Request, error: NoChampion) -> Response:
+        return json_response({"detail": service.watcher.no_champion_message}, status_code=503)
+
+    @app.post(
+        "/predict",
+        tags=["prediction"],
+        summary="Predict the cover type of 1 to 10,000 rows",
+        response_model=contract.PredictResponse,
+        responses={
+            422: {"description": "A field is missing, unknown or outside its domain; the detail names it."},
+            503: {"description": "No champion model is loaded yet; the detail says how to get one."},
+        },
+        openapi_extra=_PREDICT_BODY,
+    )
+    async def predict(request: Request) -> Response:
+        """Class id, name and all 7 probabilities per row, and the version that answered.
+
+        The body is read and validated here rather than by FastAPI so that
+        pydantic-core parses it straight from the bytes, and big requests are
+        parsed in a worker thread instead of on the event loop.
+        """
+        body = await request.body()
+        big = len(body) > OFF_LOOP_BODY_BYTES
+        columns, rows = await run_in_threadpool(parse_columns, body) if big else parse_columns(body)
+        answer = await service.batcher.predict(columns, rows)
+        content = await run_in_threadpool(render_predictions, answer) if big else render_predictions(answer)
+        return Response(content, media_type="application/json")
+
+    @app.get("/model", tags=["operations"], response_model=contract.ModelInfo)
+    async def model() -> Response:
+        """The version being served, its run and metrics, and the last registry check."""
+        return json_response(service.model_info())
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> Response:
+        """The process is up (a model may not be loaded yet: see /ready)."""
+        return json_response({"status": "ok", "model_loaded": service.holder.current is not None})
+
+    @app.get("/ready", tags=["operations"], responses={503: {"description": "No model loaded yet."}})
+    async def ready() -> Response:
+        """200 only when a model is loaded and requests can be answered."""
+        current = service.holder.current
+        if current is None:
+            return json_response({"status": "not ready", "detail": service.watcher.no_champion_message}, 503)
+        return json_response({"status": "ready", "model": {"name": current.name, "version": current.version}})
+
+    @app.post(
+        "/admin/reload",
+        tags=["operations"],
+        responses={401: {"description": "Missing or wrong token."}, 403: {"description": "Admin API disabled."}},
+    )
+    async def reload(authorization: Annotated[str | None, Header()] = None) -> Response:
+        """Check the alias now (and retry a version that failed to load). Needs `Authorization: Bearer <token>`."""
+        token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+        if not token:
+            return json_response(
+                {"detail": "the admin API is disabled: set FORESTOPS_ADMIN_TOKEN to enable POST /admin/reload"}, 403
+            )
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
+            return json_response(
+                {"detail": "send the admin token as 'Authorization: Bearer <FORESTOPS_ADMIN_TOKEN>'"},
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        outcome = await service.refresh(force=True)
+        return json_response({"outcome": outcome, "model": service.model_info()})
+
+    return app
