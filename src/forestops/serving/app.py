@@ -52,8 +52,12 @@ def render_predictions(answer: Answer) -> bytes:
     names = schema.COVER_TYPES
     model = answer.model
     predictions = [
-        {"cover_type": class_id, "cover_type_name": names[class_id], "probabilities": dict(zip(names, row))}
-        for class_id, row in zip(answer.class_ids.tolist(), answer.probabilities.tolist())
+        {
+            "cover_type": class_id,
+            "cover_type_name": names[class_id],
+            "probabilities": dict(zip(names, row, strict=True)),
+        }
+        for class_id, row in zip(answer.class_ids.tolist(), answer.probabilities.tolist(), strict=True)
     ]
     return orjson.dumps(
         {"model": {"name": model.name, "version": model.version, "alias": ALIAS}, "predictions": predictions}
