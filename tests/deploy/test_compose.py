@@ -1,0 +1,292 @@
+"""docker-compose.yml: schema, services, images, healthchecks, dependencies, volumes, ports, secrets."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from forestops.settings import Settings
+from tests.deploy import compose
+
+pytestmark = pytest.mark.unit
+
+LONG_RUNNING = {
+    "mysql",
+    "postgres",
+    "minio",
+    "mlflow",
+    "datasource",
+    "inference",
+    "ui",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+}
+ONE_SHOT = {"minio-init", "db-init", "airflow-init"}
+AIRFLOW = {name for name in LONG_RUNNING | ONE_SHOT if name.startswith("airflow-")}
+
+
+def _default_port(url_field: str) -> int:
+    return compose.url_host_port(Settings.model_fields[url_field].default)[1]
+
+
+def contract_ports() -> dict[str, set[tuple[int, int]]]:
+    """(host port, container port) per service: ARCHITECTURE.md's table, host ports from the settings' defaults."""
+    fields = Settings.model_fields
+    return {
+        "airflow-apiserver": {(_default_port("airflow_url"),) * 2},
+        "mlflow": {(fields["mlflow_port"].default,) * 2},
+        "minio": {(9000, 9000), (9001, 9001)},
+        "mysql": {(3306, 3306)},
+        "inference": {(fields["inference_port"].default,) * 2},
+        "ui": {(fields["ui_port"].default,) * 2},
+        "datasource": {(fields["datasource_port"].default, 80)},
+    }
+
+
+# -- schema ---------------------------------------------------------------------------
+
+
+def test_compose_files_validate_against_the_compose_schema(env_file) -> None:
+    for files in ((compose.COMPOSE_FILE,), (compose.COMPOSE_FILE, compose.VM_OVERRIDE)):
+        result = compose.run_compose(env_file, "config", "--quiet", files=files)
+        assert result.returncode == 0, result.stderr
+        assert "variable is not set" not in result.stderr, result.stderr
+
+
+def test_the_validator_rejects_a_broken_file(env_file, deploy_dir) -> None:
+    """Proof that the check above can fail: the same file with one unknown key is refused."""
+    text = compose.COMPOSE_FILE.read_text()
+    broken = deploy_dir / "broken-compose.yml"
+    broken.write_text(text.replace("  mysql:\n    image:", "  mysql:\n    healthcheks: {}\n    image:", 1))
+    assert broken.read_text() != text
+    result = compose.run_compose(env_file, "config", "--quiet", files=(broken,))
+    assert result.returncode != 0
+    assert "healthcheks" in result.stderr
+
+
+def test_missing_env_file_fails_with_a_clear_message(deploy_dir) -> None:
+    empty = deploy_dir / "empty.env"
+    empty.write_text("")
+    result = compose.run_compose(empty, "config", "--quiet")
+    assert result.returncode != 0
+    assert "run make up to create .env" in result.stderr
+
+
+# -- services -------------------------------------------------------------------------
+
+
+def test_the_services_are_the_designed_ones(services) -> None:
+    assert set(services) == LONG_RUNNING | ONE_SHOT
+
+
+@pytest.mark.parametrize("name", sorted(LONG_RUNNING | ONE_SHOT))
+def test_image_is_pinned_or_built_from_a_pinned_base(services, name) -> None:
+    service = services[name]
+    image = service.get("image", "")
+    assert image, f"{name} has no image name"
+    repository, _, tag = image.rpartition(":")
+    assert repository and "/" not in tag and tag not in {"", "latest"}, f"{name}: image {image!r} is not pinned by tag"
+    if "build" in service:
+        dockerfile = compose.REPO / service["build"].get("dockerfile", "Dockerfile")
+        assert dockerfile.exists(), f"{name}: {dockerfile} is missing"
+        for instruction, args in compose.dockerfile_instructions(dockerfile):
+            if instruction == "FROM":
+                base = args.split()[0]
+                assert re.search(r":[0-9][\w.-]*$", base), f"{dockerfile}: FROM {base} is not pinned to a version tag"
+
+
+def test_minio_images_come_from_quay(services) -> None:
+    for name in ("minio", "minio-init"):
+        assert services[name]["image"].startswith("quay.io/minio/"), name
+
+
+@pytest.mark.parametrize("name", sorted(LONG_RUNNING))
+def test_long_running_services_restart_and_have_a_healthcheck(services, name) -> None:
+    service = services[name]
+    assert service.get("restart") in {"unless-stopped", "always"}, f"{name}: restart is {service.get('restart')!r}"
+    check = service.get("healthcheck") or {}
+    assert not check.get("disable"), f"{name}: healthcheck disabled"
+    assert check.get("test") and check["test"][0] in {"CMD", "CMD-SHELL"}, f"{name}: no healthcheck"
+
+
+@pytest.mark.parametrize("name", sorted(ONE_SHOT))
+def test_one_shot_jobs_do_not_restart(services, name) -> None:
+    assert services[name].get("restart") == "no"
+
+
+def test_every_dependency_waits_for_health_or_completion(services) -> None:
+    for name, service in services.items():
+        for target, condition in (service.get("depends_on") or {}).items():
+            assert target in services, f"{name} depends on unknown {target}"
+            expected = "service_completed_successfully" if target in ONE_SHOT else "service_healthy"
+            assert condition["condition"] == expected, f"{name} -> {target}: {condition['condition']}"
+
+
+def test_start_order_reaches_every_store_before_its_users(services) -> None:
+    def needs(name: str) -> set[str]:
+        direct = set(services[name].get("depends_on") or {})
+        return direct.union(*(needs(d) for d in direct)) if direct else set()
+
+    assert {"mysql", "minio-init"} <= needs("mlflow")
+    assert "mysql" in needs("db-init")
+    assert "mlflow" in needs("inference")
+    for name in AIRFLOW - {"airflow-init"}:
+        assert {"airflow-init", "postgres", "db-init"} <= needs(name), name
+    # tasks run in the scheduler (LocalExecutor): they log to MLflow
+    assert "mlflow" in needs("airflow-scheduler")
+
+
+def _mounts(service: dict) -> dict[str, dict]:
+    return {volume["target"]: volume for volume in service.get("volumes", [])}
+
+
+def test_state_lives_in_named_volumes(model, services) -> None:
+    expected = {
+        "mysql": "/var/lib/mysql",
+        "postgres": "/var/lib/postgresql/data",
+        "minio": "/data",
+        "datasource": compose.environment(services["datasource"])["FORESTOPS_STATE_DIR"],
+    }
+    expected_cache = compose.environment(services["datasource"])["FORESTOPS_DATA_CACHE_DIR"]
+    for name, target in {**expected, "datasource-cache": expected_cache}.items():
+        service = services[name.removesuffix("-cache")]
+        mount = _mounts(service).get(target)
+        assert mount and mount["type"] == "volume", f"{name}: {target} is not on a named volume"
+        assert mount["source"] in model["volumes"], mount
+
+
+def test_data_set_is_mounted_read_only_from_the_data_folder(services) -> None:
+    mount = _mounts(services["datasource"])["/data"]
+    assert mount["type"] == "bind" and mount["read_only"]
+    assert mount["source"] == str(compose.REPO / "data")
+
+
+# -- ports ----------------------------------------------------------------------------
+
+
+def test_published_ports_match_the_contract(services) -> None:
+    published = {
+        name: {(int(p.published), p.target) for p in compose.published_ports(service)}
+        for name, service in services.items()
+        if service.get("ports")
+    }
+    assert published == contract_ports()
+
+
+def test_vm_override_binds_databases_and_minio_to_localhost_only(services, vm_model) -> None:
+    for name, service in vm_model["services"].items():
+        for port in compose.published_ports(service):
+            if name in {"mysql", "minio"}:
+                assert port.host_ip == "127.0.0.1", (name, port)
+            else:
+                assert port.host_ip in {"", "0.0.0.0"}, (name, port)
+    # the override changes nothing else
+    for name in services:
+        base, vm = dict(services[name]), dict(vm_model["services"][name])
+        base.pop("ports", None)
+        vm.pop("ports", None)
+        assert base == vm, name
+
+
+def test_services_listen_where_they_are_published(services) -> None:
+    """The port a service binds (its setting or --port) is the container port that compose publishes."""
+    binds = {
+        "datasource": compose.environment(services["datasource"]).get("FORESTOPS_DATASOURCE_PORT"),
+        "inference": compose.environment(services["inference"]).get("FORESTOPS_INFERENCE_PORT"),
+        "ui": compose.environment(services["ui"]).get("FORESTOPS_UI_PORT"),
+        "mlflow": next((a.split("=")[1] for a in services["mlflow"]["command"] if a.startswith("--port=")), None),
+    }
+    for name, port in binds.items():
+        assert port is not None, f"{name} does not set the port it binds"
+        assert int(port) in compose.listening_ports(services[name]), name
+
+
+@pytest.mark.parametrize("name", sorted(LONG_RUNNING))
+def test_http_healthchecks_probe_the_listening_port(services, name) -> None:
+    test = " ".join(services[name]["healthcheck"]["test"])
+    for url in re.findall(r"https?://[^\s'\"]+", test):
+        host, port = compose.url_host_port(url)
+        assert host == "localhost", url
+        assert port in compose.listening_ports(services[name]) | {8974}, f"{name} probes {url}"
+
+
+# -- MLflow and MinIO -----------------------------------------------------------------------
+
+
+def _mlflow_options(services) -> dict[str, str]:
+    options = {}
+    for argument in services["mlflow"]["command"][2:]:
+        key, _, value = argument.partition("=")
+        options[key] = value
+    return options
+
+
+def test_mlflow_proxies_artefacts_to_the_bucket_that_minio_init_creates(services) -> None:
+    options = _mlflow_options(services)
+    destination = urlsplit(options["--artifacts-destination"])
+    assert destination.scheme == "s3"
+    assert destination.netloc == Settings.model_fields["s3_bucket"].default
+    assert compose.environment(services["minio-init"])["MLFLOW_BUCKET"] == destination.netloc
+    assert "--serve-artifacts" in options
+    env = compose.environment(services["mlflow"])
+    assert compose.url_host_port(env["MLFLOW_S3_ENDPOINT_URL"]) == ("minio", 9000)
+    backend = urlsplit(env["MLFLOW_BACKEND_STORE_URI"])
+    assert backend.scheme == "mysql+pymysql" and backend.hostname == "mysql" and backend.path == "/mlflow"
+
+
+def test_mlflow_allows_the_host_names_its_clients_use(services) -> None:
+    allowed = set(_mlflow_options(services)["--allowed-hosts"].split(","))
+    assert {"localhost", "localhost:5000"} <= allowed
+    for name, service in services.items():
+        uri = compose.environment(service).get("FORESTOPS_MLFLOW_TRACKING_URI")
+        if uri:
+            host, port = compose.url_host_port(uri)
+            assert {host, f"{host}:{port}"} <= allowed, f"{name} would get 403 from MLflow for Host {host}:{port}"
+
+
+# -- Airflow --------------------------------------------------------------------------
+
+
+def test_airflow_services_share_one_configuration(services, env_values) -> None:
+    envs = {name: compose.environment(services[name]) for name in AIRFLOW}
+    shared = [
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+        "AIRFLOW__CORE__EXECUTOR",
+    ]
+    for key in shared:
+        values = {name: env.get(key) for name, env in envs.items()}
+        assert len(set(values.values())) == 1 and None not in values.values(), f"{key} differs: {values}"
+    one = envs["airflow-scheduler"]
+    assert one["AIRFLOW__API_AUTH__JWT_SECRET"] == env_values["AIRFLOW_JWT_SECRET"]
+    assert one["AIRFLOW__CORE__FERNET_KEY"] == env_values["AIRFLOW_FERNET_KEY"]
+    assert one["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert compose.url_host_port(one["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", ""))[0] == "postgres"
+    host, port = compose.url_host_port(one["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+    assert host == "airflow-apiserver" and port in compose.listening_ports(services["airflow-apiserver"])
+    assert urlsplit(one["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).path == "/execution/"
+
+
+# -- secrets --------------------------------------------------------------------------
+
+SECRET_KEY = re.compile(r"(PASSWORD|SECRET|TOKEN|FERNET_KEY)")
+
+
+def test_no_secret_is_written_in_the_compose_file() -> None:
+    raw = yaml.safe_load(compose.COMPOSE_FILE.read_text())
+    blocks = [raw[key] for key in raw if key.startswith("x-")] + list(raw["services"].values())
+    for block in blocks:
+        for key, value in (block.get("environment") or {}).items():
+            value = str(value)
+            if SECRET_KEY.search(key) and "_FILE" not in key:
+                assert value.startswith("${"), f"{key} has a literal value in docker-compose.yml"
+            credentials = re.search(r"://[^/@\s]*:([^@/\s]+)@", value)
+            if credentials:
+                assert credentials.group(1).startswith("${"), f"{key}: URL with a literal password"

@@ -1,0 +1,94 @@
+"""`make up`'s .env: fresh secrets on first use, never overwritten, nothing secret committed."""
+
+from __future__ import annotations
+
+import re
+import stat
+import subprocess
+
+import pytest
+from cryptography.fernet import Fernet
+
+from forestops.deploy.envfile import EnvFileError, create_env_file, parse_env, render
+from tests.deploy import compose
+from tests.support.processes import forestops_argv
+
+pytestmark = pytest.mark.unit
+
+SECRET_NAME = re.compile(r"(PASSWORD|SECRET_KEY|SECRET$|TOKEN|FERNET_KEY)")
+
+
+def test_example_has_a_placeholder_for_every_secret_and_no_value() -> None:
+    pairs = parse_env(compose.ENV_EXAMPLE.read_text())
+    secret_names = sorted(name for name in pairs if SECRET_NAME.search(name))
+    assert secret_names, "no secret in .env.example: the pattern no longer matches its names"
+    literal = {name: value for name, value in pairs.items() if name in secret_names and not value.startswith("generate:")}
+    assert literal == {}, f"secrets with a committed value in .env.example: {literal}"
+
+
+def test_render_replaces_each_placeholder_with_a_new_value() -> None:
+    template = compose.ENV_EXAMPLE.read_text()
+    first, second = parse_env(render(template)), parse_env(render(template))
+    placeholders = {k for k, v in parse_env(template).items() if v.startswith("generate:")}
+    assert not [k for k, v in first.items() if v.startswith("generate:")]
+    for name in placeholders:
+        assert len(first[name]) >= 24, name
+        assert first[name] != second[name], f"{name} is not random"
+    generated = [first[name] for name in placeholders]
+    assert len(set(generated)) == len(generated), "two secrets got the same value"
+    # everything that is not a placeholder is kept as written
+    assert {k: v for k, v in first.items() if k not in placeholders} == {
+        k: v for k, v in parse_env(template).items() if k not in placeholders
+    }
+
+
+def test_fernet_key_is_accepted_by_cryptography_and_passwords_are_url_safe() -> None:
+    values = parse_env(render(compose.ENV_EXAMPLE.read_text()))
+    token = Fernet(values["AIRFLOW_FERNET_KEY"].encode()).encrypt(b"connection password")
+    assert Fernet(values["AIRFLOW_FERNET_KEY"].encode()).decrypt(token) == b"connection password"
+    for name, value in values.items():
+        if name.endswith("PASSWORD"):
+            # embedded in SQLAlchemy URLs and SQL literals without quoting
+            assert re.fullmatch(r"[A-Za-z0-9_-]+", value), name
+
+
+def test_unknown_kind_is_an_error_naming_the_line_and_variable() -> None:
+    with pytest.raises(EnvFileError, match=r"line 2: DB_PASSWORD asks for unknown kind 'pasword'"):
+        render("# comment\nDB_PASSWORD=generate:pasword\n")
+
+
+def test_existing_env_file_is_never_overwritten(tmp_path) -> None:
+    target = tmp_path / ".env"
+    assert create_env_file(compose.ENV_EXAMPLE, target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    before = target.read_bytes()
+    assert not create_env_file(compose.ENV_EXAMPLE, target)
+    assert target.read_bytes() == before
+
+
+def test_gen_env_command_creates_then_keeps(tmp_path) -> None:
+    target = tmp_path / ".env"
+    argv = forestops_argv("gen-env", "--example", str(compose.ENV_EXAMPLE), "--target", str(target))
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "created" in first.stdout
+    content = target.read_text()
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert second.returncode == 0, second.stderr
+    assert "kept existing" in second.stdout
+    assert target.read_text() == content
+
+
+def test_standalone_script_runs_without_the_package(tmp_path) -> None:
+    """`make up` runs the module file with a bare python3 on a VM: it must need only the standard library."""
+    target = tmp_path / ".env"
+    script = compose.SRC / "forestops" / "deploy" / "envfile.py"
+    result = subprocess.run(
+        ["python3", "-I", "-S", str(script), str(compose.ENV_EXAMPLE), str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not [k for k, v in parse_env(target.read_text()).items() if v.startswith("generate:")]
