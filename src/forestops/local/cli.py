@@ -1,0 +1,90 @@
+"""Console output of ``forestops stack``: the user-facing side of stack.py."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+import typer
+
+from forestops.local import demo, stack
+from forestops.settings import SettingsError, load_settings
+
+
+def _load():
+    try:
+        return load_settings()
+    except SettingsError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        return None
+
+
+def run_up(use_demo: bool) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if use_demo:
+        applied = demo.demo_environment()
+        os.environ.update(applied)
+    settings = _load()
+    if settings is None:
+        return 2
+    typer.echo(f"starting the local stack under {settings.home.resolve()} (logs in {settings.home.resolve()}/logs)")
+    try:
+        result = stack.up(settings)
+    except stack.StackError as error:
+        typer.secho(f"stack up failed: {error}", fg=typer.colors.RED, err=True)
+        return 1
+    except KeyboardInterrupt:
+        typer.secho("interrupted: stopped what was started", fg=typer.colors.YELLOW, err=True)
+        return 130
+    typer.secho(f"\nforestops local stack is up in {result.seconds:.0f}s ({result.mode})", fg=typer.colors.GREEN)
+    for title, url in result.urls.items():
+        typer.echo(f"  {title:<26} {url}")
+    typer.echo(f"  Airflow login              {result.login[0]} / {result.login[1]}")
+    typer.echo(f"  logs                       {result.logs}")
+    calls = demo.expected_calls_per_batch(settings.batch_seconds, settings.ingest_every)
+    typer.echo(
+        f"  collection                 10 batches x {settings.batch_seconds:g}s, a fetch every "
+        f"{settings.ingest_every:g}s (~{calls:.0f} per batch); search budget {settings.search_seconds:g}s"
+    )
+    for note in result.notes:
+        typer.secho(f"  note: {note}", fg=typer.colors.YELLOW)
+    typer.echo("stop it with `make down` (forestops stack down); `make status` shows each service")
+    return 0
+
+
+def run_down() -> int:
+    settings = _load()
+    if settings is None:
+        return 2
+    try:
+        stopped, forced = stack.down(settings)
+    except stack.StackError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        return 1
+    if not stopped:
+        typer.echo("the local stack was not running")
+    else:
+        typer.echo(f"stopped: {', '.join(stopped)}")
+    if forced:
+        typer.secho(f"needed SIGKILL: {', '.join(forced)}", fg=typer.colors.YELLOW)
+    return 0
+
+
+def run_status() -> int:
+    settings = _load()
+    if settings is None:
+        return 2
+    state, rows = stack.status(settings)
+    if not rows:
+        typer.echo("the local stack is not running (start it with `make demo`)")
+        return 1
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.started_at))
+    typer.echo(f"local stack started {since}, mode: {state.mode}")
+    colours = {"healthy": typer.colors.GREEN, "running": typer.colors.YELLOW, "exited": typer.colors.RED}
+    for row in rows:
+        line = f"  {row.name:<22} {row.state:<8} pid {row.pid:<8} {row.url or '':<26} {row.log}"
+        typer.secho(line, fg=colours[row.state])
+    return 0 if all(row.state == "healthy" for row in rows) else 3

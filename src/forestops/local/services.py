@@ -1,0 +1,173 @@
+"""What the local stack runs: each service's command, port, URL and health check.
+
+Everything is derived from settings, so every port and URL can be moved with
+``FORESTOPS_*`` variables (the tests run a whole stack on free ports), and
+each child process gets the same derived values in its environment, so DAG
+tasks, the inference API and the UI all find each other.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from forestops.local import airflow, mlflow_server
+from forestops.settings import Settings
+
+LOCALHOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    title: str
+    argv: list[str]
+    port: int | None
+    url: str | None
+    healthy: Callable[[], bool]
+    env: dict[str, str] = field(default_factory=dict)
+    port_setting: str | None = None
+
+    @property
+    def health_hint(self) -> str:
+        return self.url or self.name
+
+
+def forestops_executable() -> str:
+    found = Path(sys.executable).parent / "forestops"
+    return str(found) if found.exists() else "forestops"
+
+
+def available_commands() -> set[str]:
+    """Subcommands of the ``forestops`` console script in this version of the code."""
+    from forestops.cli import app
+
+    names = set()
+    for command in app.registered_commands:
+        names.add(command.name or command.callback.__name__.replace("_", "-"))
+    for group in app.registered_groups:
+        names.add(group.name or "")
+    return names
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=3).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+def airflow_component_ok(api_url: str, component: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            response = httpx.get(f"{api_url}/api/v2/monitor/health", timeout=3)
+            return response.status_code == 200 and airflow.component_healthy(response.json(), component)
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    return check
+
+
+def url_of(port: int) -> str:
+    return f"http://{LOCALHOST}:{port}"
+
+
+def shared_environment(settings: Settings, setup: airflow.AirflowSetup | None, raw_url: str) -> dict[str, str]:
+    """The ``FORESTOPS_*`` values every service and DAG task must agree on."""
+    home = settings.home.resolve()
+    values = {
+        "FORESTOPS_HOME": str(home),
+        "FORESTOPS_DATASOURCE_PORT": str(settings.datasource_port),
+        "FORESTOPS_DATASOURCE_URL": url_of(settings.datasource_port),
+        "FORESTOPS_MLFLOW_PORT": str(settings.mlflow_port),
+        "FORESTOPS_MLFLOW_TRACKING_URI": url_of(settings.mlflow_port),
+        "FORESTOPS_INFERENCE_PORT": str(settings.inference_port),
+        "FORESTOPS_INFERENCE_URL": url_of(settings.inference_port),
+        "FORESTOPS_UI_PORT": str(settings.ui_port),
+        "FORESTOPS_AIRFLOW_PORT": str(settings.airflow_port),
+        "FORESTOPS_AIRFLOW_URL": url_of(settings.airflow_port),
+        "FORESTOPS_DATABASE_URL": raw_url,
+    }
+    if setup is not None:
+        values["FORESTOPS_AIRFLOW_USERNAME"] = airflow.ADMIN_USER
+        values["FORESTOPS_AIRFLOW_PASSWORD"] = setup.password
+    return values
+
+
+def plan(settings: Settings, setup: airflow.AirflowSetup, commands: set[str]) -> tuple[list[ServiceSpec], list[str]]:
+    """The services to start, in start order, and notes on those left out."""
+    forestops = forestops_executable()
+    airflow_url = url_of(settings.airflow_port)
+    specs: list[ServiceSpec] = []
+    notes: list[str] = []
+
+    def add_forestops(name: str, title: str, command: str, port: int, health_path: str, setting: str) -> None:
+        if command not in commands:
+            notes.append(f"{title}: not started, this version has no `forestops {command}` command yet")
+            return
+        url = url_of(port)
+        specs.append(
+            ServiceSpec(name, title, [forestops, command], port, url, http_ok(url + health_path), port_setting=setting)
+        )
+
+    add_forestops("datasource", "batch data API", "datasource", settings.datasource_port, "/health", "DATASOURCE_PORT")
+    mlflow_url = url_of(settings.mlflow_port)
+    specs.append(
+        ServiceSpec(
+            "mlflow",
+            "MLflow server",
+            [forestops, "mlflow-server", "--host", LOCALHOST, "--port", str(settings.mlflow_port)],
+            settings.mlflow_port,
+            mlflow_url,
+            http_ok(mlflow_url + "/health"),
+            port_setting="MLFLOW_PORT",
+        )
+    )
+    airflow_env = setup.environment()
+    specs.append(
+        ServiceSpec(
+            "airflow-api-server",
+            "Airflow API server / UI",
+            airflow.argv("api-server"),
+            settings.airflow_port,
+            airflow_url,
+            http_ok(airflow_url + "/api/v2/monitor/health"),
+            airflow_env,
+            port_setting="AIRFLOW_PORT",
+        )
+    )
+    for component in ("scheduler", "dag-processor", "triggerer"):
+        specs.append(
+            ServiceSpec(
+                f"airflow-{component}",
+                f"Airflow {component}",
+                airflow.argv(component),
+                None,
+                None,
+                airflow_component_ok(airflow_url, component),
+                airflow_env,
+            )
+        )
+    add_forestops("inference", "inference API", "inference", settings.inference_port, "/health", "INFERENCE_PORT")
+    add_forestops("ui", "Streamlit UI", "ui", settings.ui_port, "/_stcore/health", "UI_PORT")
+    return specs, notes
+
+
+def child_environment(base: dict[str, str], spec: ServiceSpec) -> dict[str, str]:
+    return {**os.environ, **base, **spec.env}
+
+
+def describe_mode(settings: Settings) -> str:
+    if mlflow_server.server_mode(settings):
+        return "server (MySQL raw data + MLflow backend, S3 artefacts)"
+    if settings.mysql_url:
+        return "mixed (MySQL, local artefact folder)"
+    return "embedded (SQLite, local artefact folder)"

@@ -1,0 +1,304 @@
+"""``forestops stack up | down | status``: the local stack's life cycle.
+
+``up`` checks what it needs before starting anything (dependencies, free
+ports), prepares storage (raw-data schema, Airflow metadata), starts every
+service detached with its own log under ``<home>/logs``, records each pid in
+``<home>/stack/state.json`` as soon as it exists, waits until each answers
+its health check, unpauses the DAGs and returns the URLs.  If anything fails
+it stops what it started and raises ``StackError`` with what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forestops.local import airflow, mlflow_server, services, supervise
+from forestops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class StackError(RuntimeError):
+    """The stack cannot start or stop cleanly; the message says what to do."""
+
+
+@dataclass
+class Paths:
+    home: Path
+    logs: Path
+    state: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> Paths:
+        home = settings.home.resolve()
+        return cls(home=home, logs=home / "logs", state=home / "stack" / "state.json")
+
+
+@dataclass
+class UpResult:
+    mode: str
+    urls: dict[str, str]
+    login: tuple[str, str]
+    logs: Path
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def port_in_use(port: int, host: str = services.LOCALHOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def check_ports(specs: list[services.ServiceSpec]) -> None:
+    seen: dict[int, str] = {}
+    problems = []
+    for spec in specs:
+        if spec.port is None:
+            continue
+        if spec.port in seen:
+            problems.append(f"port {spec.port} is configured for both {seen[spec.port]} and {spec.title}")
+        seen[spec.port] = spec.title
+        if port_in_use(spec.port):
+            problems.append(
+                f"port {spec.port} ({spec.title}) is already in use: stop what listens there "
+                f"(`ss -ltnp 'sport = :{spec.port}'` shows it) or set FORESTOPS_{spec.port_setting} to a free port"
+            )
+    if problems:
+        raise StackError("cannot start the local stack:\n  " + "\n  ".join(problems))
+
+
+def check_dependencies(commands: set[str]) -> None:
+    missing = []
+    for name, finder in (("airflow", airflow.airflow_executable), ("mlflow", mlflow_server.mlflow_executable)):
+        try:
+            finder()
+        except (airflow.AirflowError, mlflow_server.MlflowConfigError):
+            missing.append(name)
+    if "datasource" not in commands:
+        missing.append("the `forestops datasource` command")
+    if missing:
+        raise StackError(f"missing: {', '.join(missing)}; run `make install` (it creates .venv with everything)")
+    try:
+        airflow.dags_folder()
+    except airflow.AirflowError as error:
+        raise StackError(str(error)) from None
+
+
+@dataclass(frozen=True)
+class RawDatabase:
+    url: str  # what the services use
+    admin_url: str | None  # used once by db-init to create the database and the user
+
+
+def raw_database(settings: Settings, home: Path) -> RawDatabase:
+    """Where the raw rows live, and as whom the services connect.
+
+    Server mode without an explicit ``FORESTOPS_DATABASE_URL``: the services
+    get their own least-privileged MySQL user (made by ``db-init`` with the
+    ``FORESTOPS_MYSQL_URL`` account), its password kept under ``<home>/stack``.
+    """
+    admin = settings.db_admin_url.get_secret_value() if getattr(settings, "db_admin_url", None) else None
+    if settings.database_url:
+        return RawDatabase(settings.database_url, admin)
+    if not settings.mysql_url:
+        return RawDatabase(settings.raw_database_url, None)
+    from sqlalchemy.engine import make_url
+
+    secrets_path = home / "stack" / "db-user.json"
+    if secrets_path.exists():
+        user = json.loads(secrets_path.read_text())
+    else:
+        user = {"name": f"forestops_{secrets.token_hex(3)}", "password": secrets.token_urlsafe(16)}
+        secrets_path.parent.mkdir(parents=True, exist_ok=True)
+        secrets_path.write_text(json.dumps(user))
+        secrets_path.chmod(0o600)
+    server = make_url(settings.mysql_url)
+    app = server.set(username=user["name"], password=user["password"], database=settings.raw_database)
+    return RawDatabase(app.render_as_string(hide_password=False), admin or settings.mysql_url)
+
+
+def prepare_raw_database(raw: RawDatabase, commands: set[str], environment: dict[str, str], logs: Path) -> None:
+    """Create the raw-data schema (and app user) before any DAG task needs it."""
+    mysql_without_admin = not raw.url.startswith("sqlite") and raw.admin_url is None
+    if "db-init" in commands and not mysql_without_admin:
+        if raw.admin_url:
+            environment = {**environment, "FORESTOPS_DB_ADMIN_URL": raw.admin_url}
+        log_path = logs / "db-init.log"
+        with log_path.open("ab") as handle:
+            result = subprocess.run(
+                [services.forestops_executable(), "db-init"],
+                env={**os.environ, **environment},
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+            )
+        if result.returncode != 0:
+            raise StackError(f"`forestops db-init` failed (log {log_path}):\n{supervise.tail(log_path)}")
+        return
+    from forestops.storage.db import ensure_schema, make_engine
+
+    engine = make_engine(raw.url)
+    try:
+        ensure_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def wait_healthy(spec: services.ServiceSpec, record: supervise.ServiceRecord, deadline: float) -> None:
+    while True:
+        if record.process() is None:
+            raise StackError(
+                f"{spec.title} ({spec.name}) exited during start-up; last lines of {record.log}:\n"
+                f"{supervise.tail(record.log)}"
+            )
+        if spec.healthy():
+            return
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"{spec.title} ({spec.name}) did not become healthy at {spec.health_hint} in time "
+                f"(FORESTOPS_STACK_HEALTH_TIMEOUT); last lines of {record.log}:\n{supervise.tail(record.log)}"
+            )
+        time.sleep(1)
+
+
+def unpause_dags(setup: airflow.AirflowSetup, timeout: float) -> list[str]:
+    """Unpause the DAGs once the DAG processor has registered them; returns notes."""
+    client = airflow.AirflowClient(setup.url, airflow.ADMIN_USER, setup.password)
+    present = [dag_id for dag_id in airflow.DAG_IDS if (airflow.dags_folder() / f"{dag_id}.py").exists()]
+    absent = [dag_id for dag_id in airflow.DAG_IDS if dag_id not in present]
+    notes = [f"DAG {dag_id}: not unpaused, there is no dags/{dag_id}.py in this version" for dag_id in absent]
+    found, missing = client.wait_for_dags(tuple(present), timeout)
+    for dag_id in found:
+        client.set_paused(dag_id, False)
+    if missing:
+        errors = "; ".join(f"{e.get('filename')}: {str(e.get('stack_trace'))[-300:]}" for e in client.import_errors())
+        raise StackError(
+            f"Airflow did not register DAG(s) {', '.join(missing)} in {timeout:.0f}s"
+            + (f"; import errors: {errors}" if errors else "; see the dag-processor log")
+        )
+    return notes
+
+
+def up(settings: Settings) -> UpResult:
+    started = time.monotonic()
+    paths = Paths.of(settings)
+    state = supervise.StackState.load(paths.state)
+    running = state.alive()
+    if running:
+        raise StackError(
+            f"the local stack is already running ({', '.join(running)}); "
+            "`forestops stack status` shows it, `forestops stack down` (make down) stops it"
+        )
+    commands = services.available_commands()
+    check_dependencies(commands)
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    setup = airflow.prepare(settings, paths.logs)
+    specs, notes = services.plan(settings, setup, commands)
+    check_ports(specs)
+
+    raw = raw_database(settings, paths.home)
+    environment = services.shared_environment(settings, setup, raw.url)
+    try:
+        mlflow_server.s3_environment(settings)
+    except mlflow_server.MlflowConfigError as error:
+        raise StackError(str(error)) from None
+    prepare_raw_database(raw, commands, environment, paths.logs)
+    log.info("migrating Airflow's metadata database (first time: about a minute)")
+    airflow.migrate(setup, {**os.environ, **environment}, paths.logs / "airflow-migrate.log")
+
+    state = supervise.StackState(path=paths.state, started_at=time.time(), mode=services.describe_mode(settings))
+    state.notes = {"airflow_home": str(setup.home)}
+    records: dict[str, supervise.ServiceRecord] = {}
+    try:
+        for spec in specs:
+            record = supervise.start_detached(
+                spec.name,
+                spec.argv,
+                paths.logs / f"{spec.name}.log",
+                services.child_environment(environment, spec),
+                cwd=paths.home,
+                url=spec.url,
+            )
+            records[spec.name] = record
+            state.services[spec.name] = record
+            state.save()
+        for spec in specs:
+            log.info("waiting for %s", spec.title)
+            wait_healthy(spec, records[spec.name], time.monotonic() + settings.stack_health_timeout)
+        notes += unpause_dags(setup, settings.stack_health_timeout)
+    except BaseException:
+        supervise.stop(list(reversed(records.values())))
+        state.clear()
+        raise
+    urls = {spec.title: spec.url for spec in specs if spec.url}
+    return UpResult(
+        mode=state.mode,
+        urls=urls,
+        login=(airflow.ADMIN_USER, setup.password),
+        logs=paths.logs,
+        notes=notes,
+        seconds=time.monotonic() - started,
+    )
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    pid: int
+    state: str  # "healthy" | "running" (no answer yet) | "exited"
+    url: str | None
+    log: str
+
+
+def status(settings: Settings) -> tuple[supervise.StackState, list[ServiceStatus]]:
+    state = supervise.StackState.load(Paths.of(settings).state)
+    rows = []
+    for name, record in state.services.items():
+        process = record.process()
+        if process is None:
+            rows.append(ServiceStatus(name, record.pid, "exited", record.url, record.log))
+            continue
+        healthy = _health_of(name, record, state)
+        rows.append(ServiceStatus(name, record.pid, "healthy" if healthy else "running", record.url, record.log))
+    return state, rows
+
+
+def _health_of(name: str, record: supervise.ServiceRecord, state: supervise.StackState) -> bool:
+    if name.startswith("airflow-") and name != "airflow-api-server":
+        api = state.services.get("airflow-api-server")
+        if api is None or api.url is None:
+            return False
+        return services.airflow_component_ok(api.url, name.removeprefix("airflow-"))()
+    if record.url is None:
+        return True
+    path = {"ui": "/_stcore/health", "airflow-api-server": "/api/v2/monitor/health"}.get(name, "/health")
+    return services.http_ok(record.url + path)()
+
+
+def down(settings: Settings, timeout: float = 30.0) -> tuple[list[str], list[str]]:
+    """Stop the recorded services (last started first); returns (stopped, needed SIGKILL)."""
+    state = supervise.StackState.load(Paths.of(settings).state)
+    records = list(reversed(list(state.services.values())))
+    stopped = [record.name for record in records if record.family()]
+    forced = supervise.stop(records, timeout=timeout)
+    leftovers = [record.name for record in records if record.family()]
+    if leftovers:
+        raise StackError(f"could not stop {', '.join(leftovers)}; pids are in {state.path}")
+    state.clear()
+    return stopped, forced

@@ -1,0 +1,189 @@
+"""Start detached service processes, remember them, and stop exactly those.
+
+Why not honcho: honcho is a foreground supervisor.  It would have to stay
+alive as a parent for ``stack down`` and ``stack status`` (run later, from
+another shell) to reach the services, it keeps no record of pids across
+invocations, it merges every log into one stream, and it stops all services
+when one exits.  The local stack needs the opposite: services that outlive
+the command that started them, one log file each, health-gated start-up, and
+a state file that names each pid so ``down`` can stop those processes (and
+their children) and nothing else.  That is what this module does, in a few
+lines on top of ``subprocess`` and ``psutil``.
+
+Identity: a pid alone can be reused by the system after a crash, so a
+recorded process is only "ours" while its creation time still matches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+
+@dataclass
+class ServiceRecord:
+    name: str
+    pid: int
+    create_time: float
+    argv: list[str]
+    log: str
+    url: str | None = None
+
+    def _is_ours(self) -> bool | None:
+        """True: the recorded process (maybe a zombie); False: pid reused by another; None: gone."""
+        try:
+            return abs(psutil.Process(self.pid).create_time() - self.create_time) <= 0.5
+        except psutil.NoSuchProcess:
+            return None
+        except psutil.AccessDenied:
+            return False
+
+    def process(self) -> psutil.Process | None:
+        """The live process this record names, or None (exited, or pid reused)."""
+        if not self._is_ours():
+            return None
+        try:
+            process = psutil.Process(self.pid)
+            return None if process.status() == psutil.STATUS_ZOMBIE else process
+        except psutil.NoSuchProcess:
+            return None
+
+    def family(self) -> list[psutil.Process]:
+        """Every live process of this service: the leader, its descendants, and its process group.
+
+        Group members count even when the leader is gone: a pid is not reused
+        while a process group of that id still has members.  When the pid now
+        belongs to an unrelated process, the old group was empty, so there is
+        nothing of ours left to find.
+        """
+        ours = self._is_ours()
+        if ours is False:
+            return []
+        members: dict[int, psutil.Process] = {}
+        leader = self.process()
+        if leader is not None:
+            members[leader.pid] = leader
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError, PermissionError):
+                if os.getpgid(process.pid) == self.pid and process.status() != psutil.STATUS_ZOMBIE:
+                    members[process.pid] = process
+        for process in list(members.values()):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for child in process.children(recursive=True):
+                    members.setdefault(child.pid, child)
+        return list(members.values())
+
+
+@dataclass
+class StackState:
+    path: Path
+    started_at: float = 0.0
+    mode: str = ""
+    services: dict[str, ServiceRecord] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> StackState:
+        if not path.exists():
+            return cls(path=path)
+        data = json.loads(path.read_text())
+        return cls(
+            path=path,
+            started_at=data.get("started_at", 0.0),
+            mode=data.get("mode", ""),
+            services={name: ServiceRecord(**record) for name, record in data.get("services", {}).items()},
+            notes=data.get("notes", {}),
+        )
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "started_at": self.started_at,
+            "mode": self.mode,
+            "services": {name: asdict(record) for name, record in self.services.items()},
+            "notes": self.notes,
+        }
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data, indent=2))
+        temporary.replace(self.path)
+
+    def alive(self) -> dict[str, ServiceRecord]:
+        return {name: record for name, record in self.services.items() if record.family()}
+
+    def clear(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def start_detached(
+    name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str], cwd: Path, url: str | None = None
+) -> ServiceRecord:
+    """Start ``argv`` in its own session (own process group), output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
+        log.flush()
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    create_time = psutil.Process(process.pid).create_time()
+    return ServiceRecord(name, process.pid, create_time, list(argv), str(log_path), url)
+
+
+def stop(records: Sequence[ServiceRecord], timeout: float = 20.0) -> list[str]:
+    """Stop services one after the other, in the order given; returns those that needed SIGKILL.
+
+    One at a time, because order matters: Airflow's scheduler must go before
+    the API server its running tasks report to, or they hang retrying.
+    """
+    forced = []
+    for record in records:
+        if not stop_one(record, timeout):
+            forced.append(record.name)
+    return forced
+
+
+def stop_one(record: ServiceRecord, timeout: float) -> bool:
+    """SIGTERM the process group (and descendants that left it); SIGKILL after ``timeout``.
+
+    Returns True when everything exited on SIGTERM.
+    """
+    family = record.family()
+    if not family:
+        return True
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(record.pid, signal.SIGTERM)
+    for process in family:
+        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+            if os.getpgid(process.pid) != record.pid:
+                process.terminate()
+    _, still_alive = psutil.wait_procs(family, timeout=timeout)
+    # Processes started during shutdown are family too.
+    late = [p for p in record.family() if p.pid not in {q.pid for q in family}]
+    for process in [*still_alive, *late]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs([*still_alive, *late], timeout=5)
+    return not still_alive
+
+
+def tail(path: Path | str, lines: int = 30) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log yet)"
