@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit lint lock bench
+.PHONY: help install test test-unit lint lock bench demo down status
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,3 +38,12 @@ lock: ## Re-resolve requirements.lock from pyproject.toml (needs uv)
 
 bench: install ## Run the benchmarks and print ratios against their anchors
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+demo: install ## Start the local stack in the background (embedded storage, short demo windows); prints URLs
+	$(BIN)/forestops stack up --demo
+
+down: ## Stop exactly the processes `make demo` started
+	@if test -x $(BIN)/forestops; then $(BIN)/forestops stack down; else echo "no .venv: nothing was started"; fi
+
+status: ## Show each local-stack service: pid, health, URL, log
+	@$(BIN)/forestops stack status

@@ -80,11 +80,14 @@ def run_status() -> int:
     state, rows = stack.status(settings)
     if not rows:
         typer.echo("the local stack is not running (start it with `make demo`)")
-        return 1
+        return 0
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.started_at))
     typer.echo(f"local stack started {since}, mode: {state.mode}")
     colours = {"healthy": typer.colors.GREEN, "running": typer.colors.YELLOW, "exited": typer.colors.RED}
     for row in rows:
         line = f"  {row.name:<22} {row.state:<8} pid {row.pid:<8} {row.url or '':<26} {row.log}"
         typer.secho(line, fg=colours[row.state])
-    return 0 if all(row.state == "healthy" for row in rows) else 3
+    exited = [row.name for row in rows if row.state == "exited"]
+    if exited:
+        typer.secho(f"exited: {', '.join(exited)} (see their logs); `make down` then `make demo` restarts", err=True)
+    return 3 if exited else 0
