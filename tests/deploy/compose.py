@@ -183,14 +183,36 @@ def module_file(module: str) -> Path | None:
 
 
 def _forestops_imports(tree: ast.AST) -> set[str]:
+    """Modules an import statement runs: ``from forestops.a import b`` is ``forestops.a.b`` when b is a module."""
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "forestops":
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+            submodules = {f"{node.module}.{alias.name}" for alias in node.names}
+            submodules = {name for name in submodules if module_file(name) is not None}
+            found |= submodules or {node.module}
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "forestops"}
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            # "forestops.serving.app:create_app": imported by uvicorn or similar at run time
+            match = re.fullmatch(r"(forestops(?:\.\w+)+)(?::\w+)?", node.value)
+            if match:
+                found.add(match.group(1))
     return {name for name in found if module_file(name) is not None}
+
+
+def package_modules(module: str) -> set[str]:
+    """Every module of the package ``module`` belongs to: a service's package is what it runs.
+
+    (Streamlit runs app.py by path, uvicorn imports a factory by name: following
+    import statements alone would miss them.)"""
+    package = module if module_file(module).name == "__init__.py" else module.rpartition(".")[0]
+    if package == "forestops":
+        return {module}
+    folder = SRC / Path(*package.split("."))
+    return {
+        ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
+        for path in folder.rglob("*.py")
+    }
 
 
 def command_entry_modules(command: str) -> set[str]:
@@ -210,9 +232,9 @@ NOT_SCANNED = {"forestops.settings", "forestops.cli"}
 
 
 def reachable_modules(entry: set[str]) -> set[str]:
-    """``entry`` and every forestops module they import, transitively (packages include their modules)."""
+    """``entry`` and every forestops module importing them runs: their packages' ``__init__`` and their imports."""
     seen: set[str] = set()
-    todo = list(entry)
+    todo = sorted(set().union(*(package_modules(module) for module in entry))) if entry else []
     while todo:
         module = todo.pop()
         if module in seen or module in NOT_SCANNED:
@@ -221,13 +243,9 @@ def reachable_modules(entry: set[str]) -> set[str]:
         if path is None:
             continue
         seen.add(module)
+        parts = module.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
         todo += sorted(_forestops_imports(ast.parse(path.read_text())))
-        if path.name == "__init__.py":
-            for child in path.parent.glob("*.py"):
-                if child.name != "__init__.py":
-                    todo.append(f"{module}.{child.stem}")
-            for child in path.parent.glob("*/__init__.py"):
-                todo.append(f"{module}.{child.parent.name}")
     return seen
 
 
@@ -245,19 +263,30 @@ def settings_properties() -> dict[str, set[str]]:
     return derived
 
 
+def command_reads(command: str) -> set[str]:
+    """Settings fields the ``forestops <command>`` function itself reads (before handing over)."""
+    callback = forestops_commands()[command].callback
+    return _reads(ast.parse(inspect.cleandoc(inspect.getsource(callback))))
+
+
 def settings_read_by(modules: set[str]) -> set[str]:
     """Settings fields the code of ``modules`` reads (attribute access by field or property name)."""
+    reads: set[str] = set()
+    for module in modules:
+        reads |= _reads(ast.parse(module_file(module).read_text()))
+    return reads
+
+
+def _reads(tree: ast.AST) -> set[str]:
     from forestops.settings import Settings
 
     fields = set(Settings.model_fields)
     derived = settings_properties()
     reads: set[str] = set()
-    for module in modules:
-        tree = ast.parse(module_file(module).read_text())
-        for node in ast.walk(tree):
-            name = node.attr if isinstance(node, ast.Attribute) else None
-            if name in fields:
-                reads.add(name)
-            elif name in derived:
-                reads |= derived[name]
+    for node in ast.walk(tree):
+        name = node.attr if isinstance(node, ast.Attribute) else None
+        if name in fields:
+            reads.add(name)
+        elif name in derived:
+            reads |= derived[name]
     return reads
