@@ -41,7 +41,7 @@ CREATE DATABASE IF NOT EXISTS \`${mlflow_db}\` CHARACTER SET utf8mb4 COLLATE utf
 
 -- The application (ingestion, training, db-init): owns the raw data schema.
 CREATE USER IF NOT EXISTS '${app_user}'@'%' IDENTIFIED BY $(literal "$MYSQL_APP_PASSWORD");
-GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, REFERENCES
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX, REFERENCES
     ON \`${raw_db}\`.* TO '${app_user}'@'%';
 
 -- The Streamlit UI: reads collection progress, changes nothing.

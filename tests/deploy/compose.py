@@ -210,8 +210,7 @@ def package_modules(module: str) -> set[str]:
         return {module}
     folder = SRC / Path(*package.split("."))
     return {
-        ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
-        for path in folder.rglob("*.py")
+        ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__") for path in folder.rglob("*.py")
     }
 
 

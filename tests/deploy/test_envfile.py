@@ -22,7 +22,9 @@ def test_example_has_a_placeholder_for_every_secret_and_no_value() -> None:
     pairs = parse_env(compose.ENV_EXAMPLE.read_text())
     secret_names = sorted(name for name in pairs if SECRET_NAME.search(name))
     assert secret_names, "no secret in .env.example: the pattern no longer matches its names"
-    literal = {name: value for name, value in pairs.items() if name in secret_names and not value.startswith("generate:")}
+    literal = {
+        name: value for name, value in pairs.items() if name in secret_names and not value.startswith("generate:")
+    }
     assert literal == {}, f"secrets with a committed value in .env.example: {literal}"
 
 

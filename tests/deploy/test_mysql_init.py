@@ -1,0 +1,144 @@
+"""The MySQL init script, run for real against the test server with fresh names.
+
+It creates the two databases and one user per service; each user must be able
+to do its job and nothing more.  The app user must be able to build the
+schema (the Alembic migrations) with the grants the script gives it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shlex
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+from forestops.storage.db import ensure_schema, make_engine
+from forestops.storage.provision import APP_GRANTS
+from tests.deploy import compose
+from tests.support import mysql
+
+SCRIPT = compose.DOCKER_DIR / "mysql" / "10-forestops-users.sh"
+
+
+@pytest.mark.unit
+def test_script_grants_what_the_application_declares() -> None:
+    """The init script and `forestops db-init` (storage.provision) give the app user the same grants."""
+    grant = re.search(r"GRANT ([A-Z, \n]+?)\s+ON \\`\$\{raw_db\}\\`\.\* TO '\$\{app_user\}'", SCRIPT.read_text())
+    assert grant, "no GRANT for the app user in the init script"
+    granted = {word.strip() for word in grant.group(1).split(",")}
+    assert granted == set(APP_GRANTS)
+
+
+@pytest.fixture
+def provisioned(mysql_server_url: str) -> Iterator[dict[str, URL]]:
+    """Run the script with unique database and user names; drop everything afterwards."""
+    server = make_url(mysql_server_url)
+    tag = mysql.unique_name("fo").removeprefix("fo_")[:10]
+    names = {
+        "FORESTOPS_RAW_DATABASE": f"fo_{tag}_raw",
+        "FORESTOPS_MLFLOW_DATABASE": f"fo_{tag}_mlflow",
+        "MYSQL_APP_USER": f"fo_{tag}_app",
+        "MYSQL_READER_USER": f"fo_{tag}_ro",
+        "MYSQL_MLFLOW_USER": f"fo_{tag}_ml",
+    }
+    passwords = {
+        "MYSQL_APP_PASSWORD": secrets.token_urlsafe(16),
+        "MYSQL_READER_PASSWORD": "it's a \\ quoted one",  # must survive SQL quoting
+        "MYSQL_MLFLOW_PASSWORD": secrets.token_urlsafe(16),
+    }
+    client = ["mysql", "--protocol=tcp", f"--host={server.host}", f"--port={server.port or 3306}"]
+    client.append(f"--user={server.username}")
+    env = {**os.environ, **names, **passwords, "MYSQL_CLIENT": shlex.join(client)}
+    if server.password:
+        env["MYSQL_PWD"] = server.password
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    first = run()
+    try:
+        assert first.returncode == 0, first.stderr
+        second = run()  # idempotent: a restart of an initialised container must not fail
+        assert second.returncode == 0, second.stderr
+
+        def url(user_key: str, password_key: str, database_key: str) -> URL:
+            return server.set(username=names[user_key], password=passwords[password_key], database=names[database_key])
+
+        yield {
+            "app": url("MYSQL_APP_USER", "MYSQL_APP_PASSWORD", "FORESTOPS_RAW_DATABASE"),
+            "reader": url("MYSQL_READER_USER", "MYSQL_READER_PASSWORD", "FORESTOPS_RAW_DATABASE"),
+            "mlflow": url("MYSQL_MLFLOW_USER", "MYSQL_MLFLOW_PASSWORD", "FORESTOPS_MLFLOW_DATABASE"),
+            "other_db": names,
+        }
+    finally:
+        admin = sa.create_engine(server)
+        with admin.begin() as connection:
+            for key in ("FORESTOPS_RAW_DATABASE", "FORESTOPS_MLFLOW_DATABASE"):
+                connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{names[key]}`"))
+            for key in ("MYSQL_APP_USER", "MYSQL_READER_USER", "MYSQL_MLFLOW_USER"):
+                connection.execute(sa.text(f"DROP USER IF EXISTS '{names[key]}'@'%'"))
+        admin.dispose()
+
+
+def _fails(url: URL, statement: str) -> bool:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(statement))
+    except sa.exc.OperationalError as error:
+        return "denied" in str(error).lower()
+    finally:
+        engine.dispose()
+    return False
+
+
+@pytest.mark.integration
+def test_each_user_can_do_its_job_and_no_more(provisioned) -> None:
+    app, reader, mlflow_url = provisioned["app"], provisioned["reader"], provisioned["mlflow"]
+    raw_db, mlflow_db = app.database, mlflow_url.database
+
+    # the app user builds and migrates the raw data schema with its grants alone
+    engine = make_engine(app.render_as_string(hide_password=False))
+    try:
+        revision = ensure_schema(engine)
+        assert revision
+        tables = set(sa.inspect(engine).get_table_names())
+        assert {"raw_rows", "fetch_log"} <= tables
+    finally:
+        engine.dispose()
+
+    # the reader reads and nothing else
+    reader_engine = sa.create_engine(reader)
+    try:
+        with reader_engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT COUNT(*) FROM fetch_log")).scalar_one() == 0
+    finally:
+        reader_engine.dispose()
+    assert _fails(reader, "DELETE FROM fetch_log")
+    assert _fails(reader, "CREATE TABLE sneaky (id INT)")
+
+    # MLflow owns its database and cannot see the raw data; the app cannot see MLflow's
+    engine = sa.create_engine(mlflow_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("CREATE TABLE experiments_probe (id INT PRIMARY KEY)"))
+            connection.execute(sa.text("DROP TABLE experiments_probe"))
+    finally:
+        engine.dispose()
+    assert _fails(mlflow_url, f"SELECT * FROM `{raw_db}`.raw_rows")
+    assert _fails(app, f"CREATE TABLE `{mlflow_db}`.sneaky (id INT)")
+
+
+@pytest.mark.unit
+def test_script_refuses_to_run_without_passwords() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYSQL_")}
+    env["MYSQL_CLIENT"] = "false"
+    result = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode != 0
+    assert "MYSQL_APP_PASSWORD is not set" in result.stderr
