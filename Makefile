@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit lint lock bench demo down status
+.PHONY: help install test test-unit lint lock bench demo down status up down-docker ps-docker logs
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,3 +47,32 @@ down: ## Stop exactly the processes `make demo` started
 
 status: ## Show each local-stack service: pid, health, URL, log
 	@$(BIN)/forestops stack status
+
+# -- Docker Compose deployment (needs only Docker; python3 is optional) ------------------
+# VM=1 adds docker-compose.vm.yml: MySQL and MinIO then answer on localhost only.
+COMPOSE_FILES := -f docker-compose.yml $(if $(VM),-f docker-compose.vm.yml)
+COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose) $(COMPOSE_FILES)
+ENV_IMAGE := python:3.11.14-slim-bookworm
+
+.env: ## (file) Created once from .env.example with fresh random secrets; never overwritten
+	@if command -v python3 >/dev/null 2>&1; then \
+		python3 src/forestops/deploy/envfile.py .env.example .env; \
+	else \
+		docker run --rm --user "$$(id -u):$$(id -g)" -v "$$PWD:/work" -w /work $(ENV_IMAGE) \
+			python src/forestops/deploy/envfile.py .env.example .env; \
+	fi
+
+up: .env ## Build and start the compose stack in the background (VM=1: databases on localhost only)
+	@mkdir -p data
+	$(COMPOSE) up -d --build
+	@echo "Starting; \`make ps-docker\` shows health. Airflow http://localhost:8080  MLflow http://localhost:5000"
+	@echo "UI http://localhost:8501  inference http://localhost:8000/docs  data API http://localhost:8090/docs  MinIO http://localhost:9001"
+
+down-docker: ## Stop the compose stack (data stays in its volumes)
+	$(COMPOSE) down
+
+ps-docker: ## Compose services and their health
+	$(COMPOSE) ps --all
+
+logs: ## Follow the compose logs (SERVICE=name for one service)
+	$(COMPOSE) logs --follow --tail=200 $(SERVICE)
