@@ -20,7 +20,6 @@ import fcntl
 import json
 import logging
 import os
-import random
 import tempfile
 import threading
 import time
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from forestops.settings import Settings
 
@@ -117,7 +118,7 @@ class BatchSchedule:
         batch_seconds: float = 300.0,
         portion_fraction: float = 0.1,
         clock: Clock = time.time,
-        rng: random.Random | None = None,
+        rng: np.random.Generator | None = None,
     ) -> None:
         if row_count < batch_count:
             raise ValueError(f"{row_count} rows cannot fill {batch_count} batches")
@@ -128,7 +129,7 @@ class BatchSchedule:
         self.batch_seconds = batch_seconds
         self.portion_fraction = portion_fraction
         self._clock = clock
-        self._rng = rng or random.Random()
+        self._rng = rng or np.random.default_rng()
         self._lock = threading.Lock()
         state_dir.mkdir(parents=True, exist_ok=True)
         self._states = {group: self._load(group) for group in range(1, group_count + 1)}
@@ -223,7 +224,8 @@ class BatchSchedule:
             batch_number = self._states[group].batch_number
             assert batch_number is not None
             start, stop = self.batch_bounds(batch_number)
-            indices = self._rng.sample(range(start, stop), self.portion_size(batch_number))
+            chosen = self._rng.choice(stop - start, self.portion_size(batch_number), replace=False)
+        indices = (chosen + start).tolist()
         return Portion(group, batch_number, indices)
 
     def restart(self, group: int) -> None:
