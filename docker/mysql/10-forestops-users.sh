@@ -4,8 +4,10 @@
 # The official MySQL image runs this once, when the data volume is empty, from
 # /docker-entrypoint-initdb.d. It is a shell script rather than plain SQL
 # because SQL files cannot read the passwords from the environment (.env).
-# Sourced by the image's entrypoint, which provides docker_process_sql; the
-# tests run it with MYSQL_CLIENT set to a client command instead.
+# It is executable, so the image runs it in its own shell (a non-executable
+# one would be sourced into the entrypoint); it then talks to the temporary
+# init server over the socket as root. The tests point MYSQL_CLIENT at their
+# own server instead.
 set -euo pipefail
 
 : "${MYSQL_APP_PASSWORD:?MYSQL_APP_PASSWORD is not set (make up writes it to .env)}"
@@ -27,12 +29,13 @@ literal() {
     printf "'%s'" "${value//\'/\'\'}"
 }
 
+if [[ -z "${MYSQL_CLIENT:-}" ]]; then
+    MYSQL_CLIENT="mysql --protocol=socket --user=root"
+    export MYSQL_PWD="${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD is not set}"
+fi
+
 run_sql() {
-    if [[ -n "${MYSQL_CLIENT:-}" ]]; then
-        $MYSQL_CLIENT
-    else
-        docker_process_sql
-    fi
+    $MYSQL_CLIENT
 }
 
 run_sql <<SQL
