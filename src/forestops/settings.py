@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     )
     stack_health_timeout: float = Field(240.0, gt=0, description="Seconds each local-stack service has to answer.")
 
+    @field_validator("label_base", mode="before")
+    @classmethod
+    def _label_base_from_text(cls, value):
+        # Environment values are strings, and pydantic does not coerce "1" to the literal 1.
+        return int(value) if isinstance(value, str) and value.strip() in ("0", "1") else value
+
     @field_validator("datasource_url", "mlflow_tracking_uri", "inference_url", "airflow_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
