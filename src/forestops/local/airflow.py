@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -64,6 +65,10 @@ class AirflowSetup:
     jwt_secret: str
     database_url: str
     logs: Path
+    # Internal servers that hand task logs to the API server; Airflow's fixed
+    # defaults (8793, 8794) would clash between two stacks on one machine.
+    worker_log_port: int = 8793
+    trigger_log_port: int = 8794
 
     @property
     def url(self) -> str:
@@ -95,6 +100,8 @@ class AirflowSetup:
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.worker_log_port),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
             # New or edited DAG files show up within seconds, not minutes.
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
@@ -120,12 +127,20 @@ def prepare(settings: Settings, logs: Path) -> AirflowSetup:
         jwt_secret=kept["jwt_secret"],
         database_url=settings.airflow_database_url or f"sqlite:///{home / 'airflow.db'}",
         logs=(logs / "airflow-tasks").resolve(),
+        worker_log_port=_free_port(),
+        trigger_log_port=_free_port(),
     )
     # The simple auth manager only generates a password for users missing from
     # this file, so writing ours first makes the login predictable and printable.
     setup.password_file.write_text(json.dumps({ADMIN_USER: password}) + "\n")
     setup.password_file.chmod(0o600)
     return setup
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def migrate(setup: AirflowSetup, environment: dict[str, str], log_path: Path, timeout: float = 600) -> None:

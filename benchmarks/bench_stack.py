@@ -1,0 +1,205 @@
+"""The local stack at demo settings: time to the first champion served, and its holdout quality.
+
+Subject: ``forestops stack up --demo`` (embedded mode: SQLite, local
+artefacts) with the data API serving ../shared/data/covertype.csv.gz minus a
+10% holdout (``FORESTOPS_HOLDOUT_FRACTION=0.1``), measured from the start of
+``stack up`` until the inference API answers with the version that holds
+``champion``; then that champion's accuracy and macro-F1 on the held-out rows
+(which the data API never served), scored through the inference API itself.
+
+Anchors, measured in the same run on the same machine:
+- the collection floor: 10 batch windows, the time the data API needs to
+  hand out one cycle however fast everything else is;
+- a direct ``forestops train`` on the rows the stack had collected by then
+  (same database, same MLflow), i.e. the training cost without Airflow;
+- the same rows' coverage: how many distinct rows were collected.
+
+``BENCH_STACK_UNTIL=cycle`` also waits for the end of the collection cycle and
+scores the champion at that point (about 10 minutes at demo settings).
+Ports are free-picked, so a running ``make demo`` is not disturbed.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "covertype.csv.gz"
+BIN = Path(sys.executable).parent
+HOLDOUT_FRACTION = 0.1
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def forestops(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "forestops"), *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def holdout_rows() -> list[list[str]]:
+    from forestops.datasource.dataset import split_holdout
+
+    with gzip.open(SHARED_DATA, "rt", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        _, holdout = split_holdout(list(reader), HOLDOUT_FRACTION)
+    return holdout
+
+
+def score(inference_url: str, rows: list[list[str]]) -> tuple[float, float, str]:
+    """Accuracy and macro-F1 of the served model on ``rows``, through POST /predict."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from forestops import schema
+
+    truth, predicted, version = [], [], ""
+    width = len(schema.FEATURE_COLUMNS)
+    for start in range(0, len(rows), 5000):
+        chunk = rows[start : start + 5000]
+        instances = [dict(zip(schema.FEATURE_COLUMNS, row[:width], strict=True)) for row in chunk]
+        response = httpx.post(f"{inference_url}/predict", json={"instances": instances}, timeout=300)
+        response.raise_for_status()
+        body = response.json()
+        version = str(body["model"]["version"])
+        predicted += [p["cover_type"] for p in body["predictions"]]
+        truth += [int(row[-1]) for row in chunk]
+    return accuracy_score(truth, predicted), f1_score(truth, predicted, average="macro"), version
+
+
+def champion_version(mlflow_url: str, model_name: str) -> str | None:
+    from mlflow import MlflowClient
+
+    try:
+        return str(MlflowClient(tracking_uri=mlflow_url).get_model_version_by_alias(model_name, "champion").version)
+    except Exception:
+        return None
+
+
+def served_version(inference_url: str) -> str | None:
+    try:
+        response = httpx.get(f"{inference_url}/model", timeout=10)
+        return str(response.json().get("version")) if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def collected(home: Path) -> tuple[int, bool]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{home / 'covertype.db'}")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT COUNT(*) FROM raw_rows")).scalar_one()
+            done = connection.execute(sa.text("SELECT COUNT(*) FROM fetch_log WHERE status = 'complete'")).scalar_one()
+        return rows, bool(done)
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    if not SHARED_DATA.is_file():
+        print(f"skipped: needs the full data set at {SHARED_DATA}")
+        return
+    from forestops.local.demo import DEMO_DEFAULTS, expected_calls_per_batch, expected_coverage
+    from forestops.settings import load_settings
+
+    until_cycle = os.environ.get("BENCH_STACK_UNTIL", "champion") == "cycle"
+    workdir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FORESTOPS_", "AIRFLOW"))}
+    env.update(DEMO_DEFAULTS)
+    env.update(
+        FORESTOPS_HOME=str(workdir / "home"),
+        FORESTOPS_DATA_PATH=str(SHARED_DATA),
+        FORESTOPS_HOLDOUT_FRACTION=str(HOLDOUT_FRACTION),
+    )
+    for name in ("DATASOURCE", "MLFLOW", "AIRFLOW", "INFERENCE", "UI"):
+        env[f"FORESTOPS_{name}_PORT"] = str(free_port())
+    ours = {k.removeprefix("FORESTOPS_").lower(): v for k, v in env.items() if k.startswith("FORESTOPS_")}
+    settings = load_settings(**ours)
+    home = settings.home
+    inference_url = f"http://127.0.0.1:{settings.inference_port}"
+    mlflow_url = f"http://127.0.0.1:{settings.mlflow_port}"
+    calls = expected_calls_per_batch(settings.batch_seconds, settings.ingest_every)
+    print(
+        f"demo settings: batch {settings.batch_seconds:g}s, fetch every {settings.ingest_every:g}s "
+        f"(<= {calls:.0f} calls per batch, <= {expected_coverage(calls, settings.portion_fraction):.0%} of a batch's "
+        f"rows), search {settings.search_seconds:g}s; machine: {os.cpu_count()} cores"
+    )
+    holdout = holdout_rows()
+    print(f"holdout: {len(holdout)} rows never served by the data API")
+
+    started = time.perf_counter()
+    try:
+        up = forestops(env, "stack", "up", timeout=900)
+        t_up = time.perf_counter() - started
+        if up.returncode != 0:
+            print(up.stdout, up.stderr)
+            raise RuntimeError("stack up failed")
+        print(f"stack up (all services healthy, DAGs unpaused): {t_up:.0f} s")
+        t_champion = None
+        deadline = time.monotonic() + 1500
+        while time.monotonic() < deadline:
+            champion = champion_version(mlflow_url, settings.model_name)
+            if champion is not None and served_version(inference_url) == champion:
+                t_champion = time.perf_counter() - started
+                break
+            time.sleep(5)
+        if t_champion is None:
+            raise RuntimeError("no champion was served within 25 minutes; see the logs under " + str(home / "logs"))
+        rows_then, cycle_done = collected(home)
+        accuracy, f1_macro, version = score(inference_url, holdout)
+        print(f"first champion served (version {version}): {t_champion:.0f} s after `stack up` began")
+        print(f"  collected then: {rows_then} distinct rows, cycle complete: {cycle_done}")
+        print(f"  holdout accuracy {accuracy:.4f}, macro-F1 {f1_macro:.4f} (target >= 0.92 / >= 0.85)")
+
+        floor = 10 * settings.batch_seconds
+        print(f"anchor: collection floor (10 batch windows): {floor:.0f} s")
+        commands = forestops(env, "--help", timeout=60).stdout
+        if " train " in commands or "│ train" in commands:
+            stack_env = {**env, "FORESTOPS_MLFLOW_TRACKING_URI": mlflow_url}
+            train_started = time.perf_counter()
+            trained = forestops(stack_env, "train", timeout=1200)
+            t_train = time.perf_counter() - train_started
+            status = "ok" if trained.returncode == 0 else f"exit {trained.returncode}"
+            print(f"anchor: direct `forestops train` on the collected rows: {t_train:.0f} s ({status})")
+            print(
+                f"ratio: time to first champion / (collection floor + direct train) = "
+                f"{t_champion / (floor + t_train):.2f}"
+            )
+        else:
+            print("anchor: direct `forestops train` not available in this version")
+        print(f"ratio: time to first champion / collection floor = {t_champion / floor:.2f}")
+
+        if until_cycle:
+            while not collected(home)[1] and time.monotonic() < deadline:
+                time.sleep(10)
+            time.sleep(2 * settings.model_poll_seconds + 60)
+            accuracy, f1_macro, version = score(inference_url, holdout)
+            rows_now, _ = collected(home)
+            print(
+                f"after the full cycle ({time.perf_counter() - started:.0f} s): version {version}, "
+                f"{rows_now} distinct rows, holdout accuracy {accuracy:.4f}, macro-F1 {f1_macro:.4f}"
+            )
+    finally:
+        down = forestops(env, "stack", "down", timeout=300)
+        print(down.stdout.strip())
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
