@@ -42,3 +42,8 @@ def services(model: dict) -> dict[str, dict]:
 @pytest.fixture(scope="session")
 def vm_model(env_file: Path) -> dict:
     return compose.load_model(env_file, files=(compose.COMPOSE_FILE, compose.VM_OVERRIDE))
+
+
+@pytest.fixture(scope="session")
+def celery_model(env_file: Path) -> dict:
+    return compose.load_model(env_file, files=(compose.COMPOSE_FILE, compose.CELERY_OVERRIDE))

@@ -52,7 +52,8 @@ def contract_ports() -> dict[str, set[tuple[int, int]]]:
 
 
 def test_compose_files_validate_against_the_compose_schema(env_file) -> None:
-    for files in ((compose.COMPOSE_FILE,), (compose.COMPOSE_FILE, compose.VM_OVERRIDE)):
+    overrides = (compose.VM_OVERRIDE, compose.CELERY_OVERRIDE)
+    for files in ((compose.COMPOSE_FILE,), *((compose.COMPOSE_FILE, override) for override in overrides)):
         result = compose.run_compose(env_file, "config", "--quiet", files=files)
         assert result.returncode == 0, result.stderr
         assert "variable is not set" not in result.stderr, result.stderr
@@ -274,19 +275,53 @@ def test_airflow_services_share_one_configuration(services, env_values) -> None:
     assert urlsplit(one["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).path == "/execution/"
 
 
+def test_celery_override_moves_every_airflow_service_to_celery_workers(services, celery_model) -> None:
+    celery = celery_model["services"]
+    assert set(celery) == set(services) | {"redis", "airflow-worker"}
+    for name in AIRFLOW | {"airflow-worker"}:
+        env = compose.environment(celery[name])
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        for key in ("AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND"):
+            host = compose.url_host_port(re.sub(r"^db\+postgresql", "postgresql", env[key]))[0]
+            assert host in celery, f"{name}: {key} points at {host}"
+    worker, scheduler = (
+        compose.environment(celery["airflow-worker"]),
+        compose.environment(services["airflow-scheduler"]),
+    )
+    # tasks run in the workers now: they need everything the scheduler's tasks had
+    missing = {k: v for k, v in scheduler.items() if k != "AIRFLOW__CORE__EXECUTOR" and worker.get(k) != v}
+    assert missing == {}
+    assert celery["airflow-worker"]["command"] == ["celery", "worker"]
+    assert celery["airflow-worker"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert celery["redis"]["healthcheck"]["test"] and re.search(r":\d[\w.-]*$", celery["redis"]["image"])
+    assert "ports" not in celery["redis"], "the broker stays inside the compose network"
+
+
+def test_celery_workers_can_be_scaled(celery_model) -> None:
+    worker = celery_model["services"]["airflow-worker"]
+    assert "container_name" not in worker and not worker.get("ports"), "a fixed name or port prevents --scale"
+
+
 # -- secrets --------------------------------------------------------------------------
 
 SECRET_KEY = re.compile(r"(PASSWORD|SECRET|TOKEN|FERNET_KEY)")
 
 
-def test_no_secret_is_written_in_the_compose_file() -> None:
-    raw = yaml.safe_load(compose.COMPOSE_FILE.read_text())
+def key_is_env(block: dict) -> bool:
+    """An x- block that is itself an environment mapping (all keys upper-case variables)."""
+    return bool(block) and all(re.fullmatch(r"[A-Z0-9_]+", str(key)) for key in block)
+
+
+@pytest.mark.parametrize("path", [compose.COMPOSE_FILE, compose.CELERY_OVERRIDE], ids=lambda p: p.name)
+def test_no_secret_is_written_in_the_compose_files(path) -> None:
+    raw = yaml.safe_load(path.read_text())
     blocks = [raw[key] for key in raw if key.startswith("x-")] + list(raw["services"].values())
+    blocks = [{"environment": block} if "environment" not in block and key_is_env(block) else block for block in blocks]
     for block in blocks:
         for key, value in (block.get("environment") or {}).items():
             value = str(value)
             if SECRET_KEY.search(key) and "_FILE" not in key:
-                assert value.startswith("${"), f"{key} has a literal value in docker-compose.yml"
+                assert value.startswith("${"), f"{key} has a literal value in {path.name}"
             credentials = re.search(r"://[^/@\s]*:([^@/\s]+)@", value)
             if credentials:
                 assert credentials.group(1).startswith("${"), f"{key}: URL with a literal password"
