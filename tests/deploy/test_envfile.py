@@ -104,3 +104,22 @@ def test_every_variable_the_compose_files_use_is_documented_in_the_example() -> 
         assert used - documented == set(), f"{path.name} uses variables .env.example does not list"
         if path == compose.COMPOSE_FILE:
             assert {"MYSQL_ROOT_PASSWORD", "AIRFLOW_JWT_SECRET", "FORESTOPS_DATASOURCE_URL"} <= used
+
+
+def test_make_creates_env_once(tmp_path) -> None:
+    """The Makefile recipe `make up` depends on, run in a copy of the files it needs."""
+    (tmp_path / "src/forestops/deploy").mkdir(parents=True)
+    for relative in ("Makefile", ".env.example", "src/forestops/deploy/envfile.py"):
+        (tmp_path / relative).write_text((compose.REPO / relative).read_text())
+    first = subprocess.run(
+        ["make", "-s", ".env"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert first.returncode == 0, first.stderr
+    content = (tmp_path / ".env").read_text()
+    assert not [k for k, v in parse_env(content).items() if v.startswith("generate:")]
+    (tmp_path / ".env.example").touch()  # a newer template must not regenerate the secrets
+    second = subprocess.run(
+        ["make", "-s", ".env"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert second.returncode == 0, second.stderr
+    assert (tmp_path / ".env").read_text() == content
