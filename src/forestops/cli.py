@@ -144,6 +144,34 @@ def mlflow_server_command(
         raise typer.Exit(2) from None
 
 
+@app.command()
+def train(
+    force: bool = typer.Option(False, "--force", help="Train even when too few new rows arrived."),
+    search_seconds: float = typer.Option(None, help="Search budget (default FORESTOPS_SEARCH_SECONDS)."),
+) -> None:
+    """Train the candidates on the stored rows, register the best, run champion/challenger."""
+    settings = _settings(search_seconds=search_seconds)
+    from forestops.training.commands import run_train
+
+    raise typer.Exit(run_train(settings, force))
+
+
+@app.command()
+def promote(version: str = typer.Argument(..., help="The model version to make champion.")) -> None:
+    """Make VERSION the champion by hand (the old champion is recorded for rollback)."""
+    from forestops.training.commands import run_promote
+
+    raise typer.Exit(run_promote(_settings(), version))
+
+
+@app.command()
+def rollback() -> None:
+    """Give the champion alias back to the version the current champion replaced."""
+    from forestops.training.commands import run_rollback
+
+    raise typer.Exit(run_rollback(_settings()))
+
+
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: every service as a background process.")
 app.add_typer(stack_app, name="stack")
 

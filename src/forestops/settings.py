@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     primary_metric: Literal["f1_macro", "accuracy"] = "f1_macro"
     promotion_margin: float = Field(0.0, ge=0, le=1)
     random_seed: int = 42
+    training_candidates: str = Field(
+        "lightgbm,hist_gradient_boosting,random_forest,baseline",
+        description="Comma-separated candidates to train (lightgbm, hist_gradient_boosting, random_forest, baseline).",
+    )
+    training_min_rows: int = Field(200, ge=10, description="Fewest training-split rows a training may start with.")
+    class_weight_power: float = Field(0.5, ge=0, le=1, description="Rare-class weight (n/(k*n_c))**power; 0: none.")
 
     # -- serving -------------------------------------------------------------
     inference_host: str = "127.0.0.1"

@@ -1,0 +1,80 @@
+"""covertype_train: retrain when enough new rows arrived, then champion/challenger.
+
+Scheduled on the raw-data Asset (the ingest DAG emits it when it stored new
+rows) and runnable by hand; ``{"force": true}`` in the run's conf skips the
+new-rows gate.  Thin wiring only: every task calls one function of
+``forestops.training.steps`` and passes small values (ids, paths, metrics)
+through XCom.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, dag, task
+
+from forestops.settings import get_settings
+from forestops.storage import RAW_DATA_ASSET_NAME, RAW_DATA_ASSET_URI
+from forestops.training import steps
+
+RAW_DATA = Asset(name=RAW_DATA_ASSET_NAME, uri=RAW_DATA_ASSET_URI)
+
+
+@dag(
+    dag_id="covertype_train",
+    schedule=[RAW_DATA],
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    params={"force": False},
+    tags=["forestops", "training"],
+    doc_md=__doc__,
+)
+def covertype_train():
+    @task(retries=0)
+    def gate(dag_run=None, run_id: str | None = None) -> dict:
+        conf = (dag_run.conf or {}) if dag_run is not None else {}
+        return steps.gate_step(get_settings(), force=bool(conf.get("force", False)), run_id=run_id)
+
+    @task.short_circuit
+    def enough_new_rows(decision: dict) -> bool:
+        return bool(decision["train"])
+
+    @task
+    def load(decision: dict) -> dict:
+        return steps.load_step(get_settings(), decision)
+
+    @task(retries=0)
+    def check(loaded: dict) -> dict:
+        return steps.check_step(get_settings(), loaded)
+
+    @task
+    def train(loaded: dict, run_id: str | None = None) -> dict:
+        return steps.train_step(get_settings(), loaded, run_id)
+
+    @task
+    def evaluate(loaded: dict, trained: dict) -> dict:
+        return steps.evaluate_step(get_settings(), loaded, trained)
+
+    @task
+    def register(loaded: dict, trained: dict, evaluated: dict) -> dict:
+        return steps.register_step(get_settings(), loaded, trained, evaluated)
+
+    @task
+    def promote(loaded: dict, evaluated: dict, registered: dict) -> dict:
+        return steps.promote_step(get_settings(), loaded, evaluated, registered)
+
+    decision = gate()
+    loaded = load(decision)
+    enough_new_rows(decision) >> loaded
+    checked = check(loaded)
+    trained = train(loaded)
+    checked >> trained
+    evaluated = evaluate(loaded, trained)
+    registered = register(loaded, trained, evaluated)
+    promote(loaded, evaluated, registered)
+
+
+covertype_train()
