@@ -26,6 +26,7 @@ from forestops.settings import Settings
 log = logging.getLogger(__name__)
 
 ALIAS = "champion"
+RETRY_FAILED_AFTER_SECONDS = 60.0
 NO_CHAMPION_MESSAGE = (
     "no champion yet: model {name!r} has no version with the alias 'champion' in the MLflow registry at {uri}. "
     "Run the covertype_train DAG in Airflow or `forestops train`, then retry (this service picks it up within "
@@ -154,7 +155,7 @@ class ChampionWatcher:
             if holder.current is not None and holder.current.version == number:
                 return "unchanged"
             failure = holder.load_failure
-            if failure is not None and failure.version == number and not force:
+            if failure is not None and failure.version == number and not force and not self._retry_due(failure):
                 return "failed before"
             try:
                 served = self.load(number, version.run_id)
@@ -176,12 +177,22 @@ class ChampionWatcher:
             )
             return "swapped"
 
+    def _retry_due(self, failure: LoadFailure) -> bool:
+        """A version that failed is retried now and then (the cause may have been transient), not every poll."""
+        interval = max(RETRY_FAILED_AFTER_SECONDS, 10 * self.settings.model_poll_seconds)
+        return (_now() - failure.at).total_seconds() >= interval
+
     def load(self, version: str, run_id: str | None) -> ServedModel:
         """Download, load natively with the sklearn flavour, and check one version."""
+        import mlflow
         import mlflow.artifacts
         import mlflow.sklearn
 
         uri = self.settings.mlflow_tracking_uri
+        # ``models:/`` URIs are resolved through the process-wide registry
+        # URI whatever is passed below; this process serves one registry.
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
         folder = tempfile.mkdtemp(prefix="forestops-model-")
         try:
             local = mlflow.artifacts.download_artifacts(
