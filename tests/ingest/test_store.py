@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 
 from forestops.ingest.pipeline import ingest_once
 from forestops.ingest.rows import check_rows
-from forestops.ingest.store import store_fetch
+from forestops.ingest.store import _literal_values, store_fetch
 from forestops.storage.db import ensure_schema, make_engine
 from tests.ingest.helpers import Store, assert_fetch_log_adds_up, contract_rows
 from tests.support import data
@@ -50,6 +51,18 @@ def _store_twice(url: str) -> None:
         store.close()
 
 
+@pytest.mark.unit
+def test_only_plain_values_are_inlined_in_sql_text():
+    now = dt.datetime(2026, 1, 2, 3, 4, 5, 6)
+    rows = [{"n": 1, "code": "C7745", "at": now}, {"n": -2, "code": "Rawah", "at": now}]
+    assert _literal_values(["n", "code", "at"], rows) == [
+        ("1", "'C7745'", "'2026-01-02 03:04:05.000006'"),
+        ("-2", "'Rawah'", "'2026-01-02 03:04:05.000006'"),
+    ]
+    for unsafe in ("x'); DROP TABLE raw_rows; --", "a b", "é", None, 1.5, True):
+        assert _literal_values(["v"], [{"v": "ok"}, {"v": unsafe}]) is None
+
+
 def test_storing_the_same_portion_twice_adds_nothing_on_mysql(app_database):
     _store_twice(app_database.url)
 
@@ -75,7 +88,7 @@ def test_a_retried_run_does_not_fetch_again(data_api, fresh_group, app_database,
 _BIG_INSERT = r"""
 import sys
 from forestops.ingest.rows import check_rows
-from forestops.ingest.store import store_fetch
+from forestops.ingest.store import _literal_values, store_fetch
 from forestops.storage.db import make_engine
 from tests.support.data import generate_rows
 checked = check_rows(generate_rows(int(sys.argv[2]), seed=5))
