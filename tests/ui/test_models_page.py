@@ -1,0 +1,46 @@
+"""The models page against a real MLflow server holding two registered versions."""
+
+import pytest
+
+from tests.ui.helpers import page
+
+pytestmark = pytest.mark.integration
+
+
+def test_versions_aliases_metrics_and_links(ui_env, ui_model):
+    ui_env(mlflow_tracking_uri=ui_model.tracking_uri, model_name=ui_model.name)
+    at = page("models").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Versions": "2", "@champion": "v2", "@challenger": "v1"}
+
+    table = at.dataframe[0].value.set_index("version")
+    assert table.loc[2, "aliases"] == "@champion" and table.loc[1, "aliases"] == "@challenger"
+    for version, logged in ui_model.versions.items():
+        row = table.loc[int(version)]
+        assert row["f1_macro"] == pytest.approx(logged["metrics"]["f1_macro"])
+        assert row["accuracy"] == pytest.approx(logged["metrics"]["accuracy"])
+        assert logged["run_id"] in row["run"]
+    assert table.loc[2, "decision"] == "champion"
+
+    assert at.get("vega_lite_chart"), "no chart of the primary metric"
+    assert at.selectbox[0].value == 2  # the champion is selected first
+    [picture] = at.image
+    assert picture.captions == ["Confusion matrix of v2 on its evaluation rows"]
+    urls = [b.proto.url for b in at.get("link_button")]
+    assert any(ui_model.versions["2"]["run_id"] in url for url in urls)
+
+
+def test_a_model_without_versions_says_how_to_get_one(ui_env, ui_model):
+    ui_env(mlflow_tracking_uri=ui_model.tracking_uri, model_name="no_such_model_here")
+    at = page("models").run()
+    assert not at.exception
+    assert "No version of `no_such_model_here` is registered yet" in at.info[0].value
+
+
+def test_the_confusion_matrix_of_the_selected_version(ui_env, ui_model):
+    ui_env(mlflow_tracking_uri=ui_model.tracking_uri, model_name=ui_model.name)
+    at = page("models").run()
+    at.selectbox[0].select(1).run()
+    assert not at.exception and not at.error
+    assert at.image[0].captions == ["Confusion matrix of v1 on its evaluation rows"]
