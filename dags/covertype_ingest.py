@@ -1,6 +1,9 @@
 """covertype_ingest: every FORESTOPS_INGEST_EVERY seconds, collect one portion of the data API.
 
-Thin wiring only; the work is in ``forestops.ingest.tasks``.  The raw-data
+Thin wiring only; the work is in ``forestops.ingest.tasks``.  Endpoints come
+from FORESTOPS_DATASOURCE_URL / FORESTOPS_DATABASE_URL (or FORESTOPS_MYSQL_URL),
+or from the Airflow connections ``forestops_datasource`` and
+``forestops_raw_db`` when they exist (for example AIRFLOW_CONN_* variables).  The raw-data
 Asset is emitted by ``announce_new_rows``, which runs only when the fetch
 stored new rows (``has_new_rows`` short-circuits it otherwise), so the
 training DAG is not woken by duplicates, failures or the end of collection.
@@ -11,13 +14,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, Connection, dag, task
+from airflow.sdk.exceptions import AirflowNotFoundException
 
-from forestops.ingest import tasks
+from forestops.ingest import connections, tasks
 from forestops.settings import get_settings
 from forestops.storage import RAW_DATA_ASSET_NAME, RAW_DATA_ASSET_URI
 
 RAW_DATA = Asset(name=RAW_DATA_ASSET_NAME, uri=RAW_DATA_ASSET_URI)
+
+
+def _connection_uri(conn_id: str) -> str | None:
+    try:
+        return Connection.get(conn_id).get_uri()
+    except AirflowNotFoundException:
+        return None
 
 
 @dag(
@@ -38,7 +49,10 @@ RAW_DATA = Asset(name=RAW_DATA_ASSET_NAME, uri=RAW_DATA_ASSET_URI)
 def covertype_ingest():
     @task
     def collect(run_id: str | None = None) -> dict:
-        return tasks.collect(run_id)
+        overrides = connections.settings_overrides(
+            _connection_uri(connections.DATASOURCE_CONN_ID), _connection_uri(connections.RAW_DB_CONN_ID)
+        )
+        return tasks.collect(run_id, overrides)
 
     @task.short_circuit
     def has_new_rows(outcome: dict) -> bool:

@@ -22,7 +22,18 @@ def test_full_cycle_through_dag_test_then_restart(airflow_home, data_api, fresh_
             # Without FORESTOPS_RESTART_WHEN_DONE the collection stays complete.
             Step(runs=1),
             # With it, the complete run restarts the collection and the next run gets batch 1 again.
-            Step(runs=2, env={"FORESTOPS_RESTART_WHEN_DONE": "true"}),
+            # These runs find both endpoints through Airflow connections, which win over the
+            # (now wrong) FORESTOPS_* URLs.
+            Step(
+                runs=2,
+                env={
+                    "FORESTOPS_RESTART_WHEN_DONE": "true",
+                    "FORESTOPS_DATASOURCE_URL": "http://127.0.0.1:9",
+                    "FORESTOPS_DATABASE_URL": "mysql+pymysql://nobody:nothing@127.0.0.1:9/none",
+                    "AIRFLOW_CONN_FORESTOPS_DATASOURCE": recorder.url,
+                    "AIRFLOW_CONN_FORESTOPS_RAW_DB": app_database.url.replace("mysql+pymysql://", "mysql://"),
+                },
+            ),
         ]
         runs = run_dag_plan(airflow_home, env_for(settings), plan)
 

@@ -8,6 +8,7 @@ import pytest
 
 from forestops import schema
 from forestops.ingest.client import parse_portion
+from forestops.ingest.connections import settings_overrides
 from forestops.ingest.rows import check_rows, payload_text
 from tests.support import data
 
@@ -81,3 +82,16 @@ def test_a_contract_body_is_a_portion():
     body = json.dumps({"group_number": 1, "batch_number": "4", "data": GOOD}).encode()
     result = parse_portion(body, 1)
     assert (result.kind, result.batch_number, result.rows) == ("portion", 4, GOOD)
+
+
+def test_airflow_connection_uris_become_settings():
+    overrides = settings_overrides("http://data-api:80/", "mysql://app:p%40ss@db:3306/covertype")
+    assert overrides == {
+        "datasource_url": "http://data-api:80",
+        "database_url": "mysql+pymysql://app:p%40ss@db:3306/covertype",
+    }
+    assert settings_overrides("https://api.example.org/course", None) == {
+        "datasource_url": "https://api.example.org/course"
+    }
+    assert settings_overrides(None, "sqlite:////tmp/covertype.db") == {"database_url": "sqlite:////tmp/covertype.db"}
+    assert settings_overrides(None, None) == {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from forestops.ingest.pipeline import ingest_once
-from forestops.settings import Settings, load_settings
+from forestops.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -14,9 +14,14 @@ class IngestFailed(RuntimeError):
     """The data API could not be read; raised so Airflow retries the task with backoff."""
 
 
-def collect(run_id: str | None, settings: Settings | None = None) -> dict:
-    """One fetch-and-store; the outcome (a dict, for XCom) or ``IngestFailed``."""
-    outcome = ingest_once(settings or load_settings(), run_id=run_id)
+def collect(run_id: str | None, overrides: dict | None = None) -> dict:
+    """One fetch-and-store; the outcome (a dict, for XCom) or ``IngestFailed``.
+
+    Settings are read here, when the task runs, so a changed variable takes
+    effect on the next run without re-parsing the DAG; ``overrides`` come
+    from Airflow connections (see ``forestops.ingest.connections``).
+    """
+    outcome = ingest_once(load_settings(**(overrides or {})), run_id=run_id)
     log.info("%s", outcome.summary())
     if outcome.status == "error":
         raise IngestFailed(outcome.error)
