@@ -68,9 +68,9 @@ def _lightgbm(params: dict[str, Any], seed: int):
 def _hist_gradient_boosting(params: dict[str, Any], seed: int):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(
-        categorical_features="from_dtype", early_stopping=False, random_state=seed, **params
-    )
+    # The search passes early_stopping=True (with a validation set); anything else fits without it.
+    options = {"categorical_features": "from_dtype", "early_stopping": False, "random_state": seed, **params}
+    return HistGradientBoostingClassifier(**options)
 
 
 def _one_hot_encoder(dense: bool = True):
