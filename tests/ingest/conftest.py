@@ -97,7 +97,7 @@ def ingest_settings() -> Callable[..., Settings]:
 
     def make(**overrides) -> Settings:
         values = {
-            "http_timeout_seconds": 0.5,
+            "http_timeout_seconds": 5,
             "http_retries": 4,
             "http_backoff_seconds": 0.05,
             **overrides,

@@ -34,6 +34,7 @@ class Delivery:
     fault: str
     status: int
     body: bytes
+    batch_number: int | None = None  # the batch the real API served
     upstream_rows: list[list[str]] = field(default_factory=list)  # untouched rows that reached the client
     corrupted_rows: list[list[str]] = field(default_factory=list)  # rows we broke on purpose
 
@@ -79,20 +80,20 @@ class FaultyDataApi:
         return payloads
 
     # -- the faults -----------------------------------------------------------
-    def _answer_data(self, query: str) -> tuple[int, bytes]:
+    def _answer_data(self, query: str) -> tuple[int, bytes, Delivery | None]:
         with self._lock:
             fault = next(self._faults)
         if fault == "http500":
-            return 500, b'{"detail":"injected failure"}'
+            return 500, b'{"detail":"injected failure"}', None
         if fault == "stall":
             time.sleep(self.stall_seconds)
-            return 500, b'{"detail":"stalled"}'
+            return 500, b'{"detail":"stalled"}', None
         upstream = self._http.get(f"{self.upstream}/data?{query}")
         if upstream.status_code != 200:
-            return upstream.status_code, upstream.content
+            return upstream.status_code, upstream.content, None
         payload = upstream.json()
         rows = payload["data"]
-        delivery = Delivery(fault, 200, b"")
+        delivery = Delivery(fault, 200, b"", payload["batch_number"])
         if fault == "truncated_json":
             delivery.body = upstream.content[: len(upstream.content) // 2]
         elif fault == "missing_key":
@@ -113,9 +114,7 @@ class FaultyDataApi:
             if fault == "duplicate_rows":
                 sent.extend(rows[: max(1, len(rows) // 3)])
             delivery.body = json.dumps({**payload, "data": sent}).encode()
-        with self._lock:
-            self.deliveries.append(delivery)
-        return 200, delivery.body
+        return 200, delivery.body, delivery
 
     def _handler(self):
         api = self
@@ -126,8 +125,9 @@ class FaultyDataApi:
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
+                delivery = None
                 if parts.path == "/data":
-                    status, body = api._answer_data(parts.query)
+                    status, body, delivery = api._answer_data(parts.query)
                 else:
                     if parts.path == "/restart_data_generation":
                         api.restarts += 1
@@ -139,7 +139,11 @@ class FaultyDataApi:
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
+                    self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout): exactly what a stall tests
+                    return  # the client gave up (timeout): nothing was delivered
+                if delivery is not None:
+                    with api._lock:
+                        api.deliveries.append(delivery)
 
         return Handler
