@@ -23,6 +23,20 @@ from tests.support.airflow import DAGS_FOLDER, REPO, DagTestResult, airflow_env
 _CHILD = r"""
 import json, os, sys, time
 from airflow.dag_processing.dagbag import DagBag
+from airflow.models.asset import AssetEvent, AssetModel
+from airflow.utils.session import create_session
+from sqlalchemy import select
+from forestops.storage import RAW_DATA_ASSET_NAME
+
+
+def asset_events(run_id):
+    # The raw-data Asset events this run emitted, as recorded in Airflow's metadata database.
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == RAW_DATA_ASSET_NAME, AssetEvent.source_run_id == run_id)
+        ).all()
+        return [event.extra for event in events]
 
 bag = DagBag(dag_folder=sys.argv[1])
 if bag.import_errors:
@@ -38,6 +52,7 @@ for index, step in enumerate(json.loads(sys.argv[2])):
         print("DAG_TEST_RESULT " + json.dumps({
             "step": index, "state": str(run.state), "run_id": run.run_id,
             "tasks": {task_id: str(ti.state) for task_id, ti in tis.items()}, "outcome": outcome,
+            "asset_events": asset_events(run.run_id),
         }), flush=True)
         if str(run.state) != "success":
             sys.exit(4)
@@ -60,6 +75,7 @@ class CycleRun:
     step: int
     result: DagTestResult
     outcome: dict | None
+    asset_events: list[dict]  # extras of the raw-data Asset events the run emitted
 
 
 def run_dag_plan(home: Path, env: Mapping[str, str], plan: list[Step], timeout: float = 600) -> list[CycleRun]:
@@ -72,7 +88,7 @@ def run_dag_plan(home: Path, env: Mapping[str, str], plan: list[Step], timeout: 
         if line.startswith("DAG_TEST_RESULT "):
             data = json.loads(line.removeprefix("DAG_TEST_RESULT "))
             dag_result = DagTestResult(data["state"], data["run_id"], data["tasks"], "")
-            runs.append(CycleRun(data["step"], dag_result, data["outcome"]))
+            runs.append(CycleRun(data["step"], dag_result, data["outcome"], data["asset_events"]))
     if result.returncode != 0 or not runs:
         raise AssertionError(f"dag.test() plan failed (exit {result.returncode}):\n{output[-6000:]}")
     return runs
