@@ -105,9 +105,14 @@ def _fetch_and_store(settings: Settings, engine: Engine, run_id: str | None) -> 
             detail = f"all batches collected: {result.detail}"
             restarted = False
             if settings.restart_when_done:
-                answer = client.restart()
-                restarted = True
-                detail += f"; collection restarted (FORESTOPS_RESTART_WHEN_DONE): {answer}"
+                try:
+                    answer = client.restart()
+                except DataApiUnavailable as error:
+                    # Still complete; the next run hears the same 400 and tries the restart again.
+                    detail += f"; restart failed, will retry on the next run: {error}"
+                else:
+                    restarted = True
+                    detail += f"; collection restarted (FORESTOPS_RESTART_WHEN_DONE): {answer}"
             fetch_id = store.record_status(engine, status=store.COMPLETE, detail=detail, started_at=started_at, **where)
             outcome = IngestOutcome(store.COMPLETE, group, fetch_id=fetch_id, detail=detail, restarted=restarted)
             log.info("%s", outcome.summary())
