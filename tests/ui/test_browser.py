@@ -1,0 +1,49 @@
+"""The real ``forestops ui`` process in headless Chromium: submit the predict form, read the class."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from forestops import schema
+from tests.support.processes import forestops_argv, free_port, running
+from tests.ui.browser import HOW_TO_INSTALL, chromium_page, chromium_path
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+@pytest.fixture
+def ui_process(ui_inference: str, tmp_path: Path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "FORESTOPS_INFERENCE_URL": ui_inference,
+        "FORESTOPS_HOME": str(tmp_path / "home"),
+    }
+    with running(
+        "forestops ui", forestops_argv("ui", "--port", str(port)), tmp_path / "ui.log", f"{url}/_stcore/health", env
+    ):
+        yield url
+
+
+def test_submit_the_predict_form_in_chromium(ui_process: str, ui_inference: str, tmp_path: Path):
+    if chromium_path() is None:
+        pytest.fail(HOW_TO_INSTALL, pytrace=False)
+    answer = httpx.post(f"{ui_inference}/predict", json={"instances": [schema.example_features()]}, timeout=30).json()
+    expected = answer["predictions"][0]["cover_type_name"]
+
+    with chromium_page() as page:
+        page.goto(ui_process, wait_until="domcontentloaded")
+        page.get_by_role("button", name="Fill with an example row").click(timeout=60_000)
+        elevation = page.get_by_role("spinbutton", name="Elevation (m)")
+        elevation.wait_for(timeout=30_000)
+        page.wait_for_function("el => el.value === '3020'", arg=elevation.element_handle(), timeout=30_000)
+        page.get_by_role("button", name="Predict", exact=True).click()
+        result = page.get_by_text("Predicted cover type:")
+        result.wait_for(timeout=60_000)
+        text = result.inner_text()
+        answered_by = page.get_by_text("Answered by model").inner_text()
+        page.screenshot(path=str(tmp_path / "predict.png"), full_page=True)
+    assert f"Predicted cover type: {expected}" in text
+    assert f"version {answer['model']['version']} (@champion)" in answered_by
+    assert (tmp_path / "predict.png").stat().st_size > 0
