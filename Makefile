@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit lint lock bench demo down status up down-docker ps-docker logs
+.PHONY: help install test test-unit lint lock bench demo down status up down-docker ps-docker logs browser
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,8 +23,20 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $@
 
-test: install ## Run the whole test suite (unit, integration, e2e) against real servers
+test: install browser ## Run the whole test suite (unit, integration, e2e) against real servers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+CHROMIUM := /usr/bin/chromium
+
+browser: ## Debian's Chromium for the UI's browser test (apt-get install when missing and root)
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for the UI's browser test"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }; \
+	else \
+		echo "The UI's browser test needs Debian's Chromium at $(CHROMIUM); install it with: sudo apt-get install -y chromium"; \
+	fi
 
 test-unit: install ## Only the fast tests that need no server
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
