@@ -112,9 +112,9 @@ def inference_service(tracking_uri: str, model_name: str, log_dir: Path, **env: 
         "FORESTOPS_HOME": str(log_dir / "home"),
         **env,
     }
-    process = ServiceProcess(
-        "forestops inference", forestops_argv("inference"), log_dir / f"{model_name}.log", settings_env
-    )
+    # cwd: anything the process writes relative to its folder stays out of the repository.
+    log_path = log_dir / f"{model_name}.log"
+    process = ServiceProcess("forestops inference", forestops_argv("inference"), log_path, settings_env, cwd=log_dir)
     url = f"http://127.0.0.1:{port}"
     with process:
         process.wait_http(f"{url}/health", timeout=90)

@@ -7,7 +7,9 @@ queue here; one consumer takes everything queued (up to ``max_rows``), runs
 the model once in a worker thread and hands each request its slice.  Nothing
 waits for a batch to fill: an idle service predicts a lone request at once,
 and a busy one batches exactly the requests that arrived during the previous
-call.  Rows are independent, so the answers equal unbatched ones.
+call.  Big requests are not merged with each other (``max_rows``): their
+cost grows with their rows, so merging would only make the first ones wait.
+Rows are independent, so the answers equal unbatched ones.
 
 Each batch uses one snapshot of the served model: every row of a request is
 answered by the same version, and a swap takes effect at the next batch.
@@ -52,7 +54,7 @@ class Batcher:
     def __init__(
         self,
         holder: ChampionHolder,
-        max_rows: int = 4096,
+        max_rows: int = 1024,
         on_predicted: Callable[[ServedModel, np.ndarray], None] | None = None,
     ) -> None:
         self.holder = holder
