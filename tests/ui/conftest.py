@@ -167,3 +167,56 @@ def ui_env(monkeypatch, tmp_path) -> Callable[..., None]:
         monkeypatch.setenv("FORESTOPS_HOME", str(tmp_path / "home"))
 
     return configure
+
+
+@dataclass(frozen=True)
+class AirflowApi:
+    url: str
+    username: str
+    password: str
+
+
+@pytest.fixture(scope="session")
+def ui_airflow(session_dir: Path) -> Iterator[AirflowApi]:
+    """A real ``airflow api-server`` (no scheduler) knowing the project's two DAGs.
+
+    The metadata database is a session-private SQLite one; ``dags reserialize``
+    stores the DAGs so they can be listed and triggered.  Runs triggered here
+    stay queued, since no scheduler runs: enough to test the REST calls.
+    """
+    import os
+    import subprocess
+
+    from tests.support.airflow import airflow_env, prepare_airflow_home
+    from tests.support.processes import VENV_BIN
+
+    home = prepare_airflow_home(session_dir / "ui-airflow")
+    password = uuid.uuid4().hex
+    passwords = home / "passwords.json"
+    passwords.write_text(f'{{"admin": "{password}"}}')
+    env = {
+        **airflow_env(home),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
+    }
+    result = subprocess.run(
+        [str(VENV_BIN / "airflow"), "dags", "reserialize"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [str(VENV_BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(port)]
+    with running(
+        "airflow api-server",
+        [*argv, "--workers", "1", "--apps", "core"],
+        home / "api-server.log",
+        f"{url}/api/v2/monitor/health",
+        env,
+        timeout=180,
+    ):
+        yield AirflowApi(url=url, username="admin", password=password)

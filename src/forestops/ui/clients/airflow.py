@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +14,9 @@ INGEST_DAG = "covertype_ingest"
 TRAIN_DAG = "covertype_train"
 PIPELINE_DAGS = (INGEST_DAG, TRAIN_DAG)
 
-# Tokens are valid for a while (24 h by default); one per (url, user) saves a login per page view.
-_tokens: dict[tuple[str, str], str] = {}
+# Tokens are valid for a while (24 h by default); keeping one per (url, user, password) saves a login
+# per page view, and a changed password is never masked by the token of the old one.
+_tokens: dict[tuple[str, str, str], str] = {}
 _tokens_lock = threading.Lock()
 
 
@@ -49,7 +51,7 @@ class AirflowClient:
         return exchange(SERVICE, "POST", url, json_body=body, timeout=self.timeout, secret_body=True)
 
     def token(self, refresh: bool = False) -> str | ServiceError:
-        key = (self.base_url, self.username)
+        key = (self.base_url, self.username, hashlib.sha256((self.password or "").encode()).hexdigest())
         with _tokens_lock:
             if not refresh and key in _tokens:
                 return _tokens[key]
