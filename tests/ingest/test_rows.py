@@ -95,3 +95,11 @@ def test_airflow_connection_uris_become_settings():
     }
     assert settings_overrides(None, "sqlite:////tmp/covertype.db") == {"database_url": "sqlite:////tmp/covertype.db"}
     assert settings_overrides(None, None) == {}
+
+
+def test_remembered_answers_do_not_confuse_equal_but_different_values():
+    as_text, as_int, as_bool = [*GOOD[0][:12], "1"], [*GOOD[0][:12], 1], [*GOOD[0][:12], True]
+    checked = check_rows([as_text, as_int, as_bool])
+    assert [row[schema.LABEL] for row in checked.valid] == [1, 1]
+    [rejected] = checked.rejected
+    assert "Cover_Type" in rejected.reason and rejected.payload == payload_text(as_bool)
