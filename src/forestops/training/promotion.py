@@ -142,8 +142,8 @@ def decide(
             decision = DECISION_CHAMPION if candidate_score > champion_score + margin else DECISION_CHALLENGER
         tags: dict[str, object] = {
             TAG_DECISION: decision,
-            TAG_CANDIDATE_SCORE: f"{candidate_score:.6f}",
-            TAG_CHAMPION_SCORE: "" if champion_score is None else f"{champion_score:.6f}",
+            TAG_CANDIDATE_SCORE: repr(float(candidate_score)),
+            TAG_CHAMPION_SCORE: "" if champion_score is None else repr(float(champion_score)),
             TAG_PRIMARY_METRIC: metric,
             TAG_DECIDED_AT: _now(),
             TAG_DECIDED_BY: decided_by,

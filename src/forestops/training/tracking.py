@@ -77,8 +77,14 @@ def code_version() -> str:
 def log_dataset(
     frame: pd.DataFrame, context: str, database: str, digest: str, batch_numbers: list[int], name: str
 ) -> None:
-    """Log the rows used as an MLflow dataset input (source table, rows, batches, digest)."""
+    """Log the rows used as an MLflow dataset input (source table, rows, batches, digest).
+
+    The dataset's own digest is that of these rows (so the training and the
+    evaluation split are two datasets); ``digest`` is the whole load's, as a tag.
+    """
     import mlflow
+
+    from forestops.training.data import content_digest
 
     columns = [*schema.RAW_COLUMNS, "batch_number"]
     dataset = mlflow.data.from_pandas(
@@ -86,7 +92,7 @@ def log_dataset(
         source=f"{database}.{DATASET_SOURCE_TABLE}",
         targets=schema.LABEL,
         name=name,
-        digest=digest[:36],
+        digest=content_digest(frame)[:36],
     )
     mlflow.log_input(
         dataset,
@@ -96,5 +102,6 @@ def log_dataset(
             "batch_numbers": ",".join(str(b) for b in batch_numbers),
             "source_table": DATASET_SOURCE_TABLE,
             "content_digest": digest,
+            "split_rows_digest": content_digest(frame),
         },
     )

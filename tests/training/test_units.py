@@ -1,0 +1,144 @@
+"""Pure training logic: pipelines, weights, splits, checks, serialisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io
+
+from forestops import schema
+from forestops.training import candidates, checks, data, evaluation, registry
+from tests.support.data import generate_rows
+
+pytestmark = pytest.mark.unit
+
+SMALL = {
+    candidates.LIGHTGBM: {"n_estimators": 20},
+    candidates.HIST_GRADIENT_BOOSTING: {"max_iter": 20},
+    candidates.RANDOM_FOREST: {"n_estimators": 10},
+    candidates.BASELINE: {},
+}
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    rows = [schema.normalise_raw_row(r) for r in generate_rows(1500, seed=3)]
+    out = pd.DataFrame(rows)
+    out["row_hash"] = [schema.row_digest(r) for r in rows]
+    return out
+
+
+@pytest.fixture(scope="module")
+def fitted(frame) -> dict:
+    x, y = schema.feature_frame(frame), frame[schema.LABEL].to_numpy()
+    return {name: candidates.fit_pipeline(candidates.build_pipeline(name, SMALL[name]), x, y) for name in SMALL}
+
+
+def test_every_candidate_learns_and_predicts_probabilities(fitted, frame):
+    x, y = schema.feature_frame(frame), frame[schema.LABEL].to_numpy()
+    for name, pipeline in fitted.items():
+        result = evaluation.evaluate(pipeline, x, y)
+        proba = pipeline.predict_proba(x.head(3))
+        assert proba.shape == (3, len(pipeline.classes_)), name
+        assert set(pipeline.classes_) <= set(schema.CLASS_IDS)
+        assert np.allclose(proba.sum(axis=1), 1.0)
+        # The generated rows carry a learnable signal; majority class is ~30%.
+        assert result.metrics["accuracy"] > 0.5, (name, result.metrics["accuracy"])
+
+
+def test_pipelines_accept_raw_strings_like_feature_frame(fitted, frame):
+    x = schema.feature_frame(frame.head(50))
+    raw = frame.head(50)[list(schema.FEATURE_COLUMNS)].astype(str)
+    for name, pipeline in fitted.items():
+        assert (pipeline.predict(raw) == pipeline.predict(x)).all(), name
+
+
+def test_unknown_candidate_is_named():
+    with pytest.raises(ValueError, match=r"unknown candidate 'xgb'.*lightgbm"):
+        candidates.build_pipeline("xgb")
+
+
+def test_params_override_defaults():
+    pipeline = candidates.build_pipeline(candidates.LIGHTGBM, {"num_leaves": 15})
+    params = pipeline.named_steps["model"].get_params()
+    assert params["num_leaves"] == 15
+    assert params["n_estimators"] == candidates.DEFAULT_PARAMS[candidates.LIGHTGBM]["n_estimators"]
+
+
+def test_trusted_types_cover_every_candidate(fitted, frame, tmp_path):
+    """skops must load each fitted candidate with exactly our explicit list."""
+    x = schema.feature_frame(frame.head(20))
+    for name, pipeline in fitted.items():
+        path = tmp_path / f"{name}.skops"
+        skops.io.dump(pipeline, path)
+        untrusted = set(skops.io.get_untrusted_types(file=path))
+        assert untrusted <= set(registry.TRUSTED_TYPES), (name, untrusted - set(registry.TRUSTED_TYPES))
+        loaded = skops.io.load(path, trusted=list(registry.TRUSTED_TYPES))
+        assert np.allclose(loaded.predict_proba(x), pipeline.predict_proba(x)), name
+
+
+def test_class_weights_lift_rare_classes():
+    labels = np.array([0] * 90 + [3] * 10)
+    weights = candidates.class_sample_weights(labels, power=0.5)
+    assert weights[-1] > weights[0]
+    assert weights[-1] / weights[0] == pytest.approx(3.0)
+    assert (candidates.class_sample_weights(labels, power=0.0) == 1).all()
+
+
+def test_split_is_stable_and_by_content(frame):
+    first = data.evaluation_mask(frame["row_hash"], 20)
+    shuffled = frame.sample(frac=1, random_state=1)
+    again = data.evaluation_mask(shuffled["row_hash"], 20)
+    assert (pd.Series(first, index=frame.index) == pd.Series(again, index=shuffled.index).loc[frame.index]).all()
+    assert 0.12 < first.mean() < 0.28
+    validation = data.validation_mask(frame["row_hash"])
+    # Independent slices of the digest: validation is not a subset of evaluation.
+    assert 0 < (validation & ~first).sum() < (~first).sum()
+
+
+def _with_split(frame):
+    out = frame.copy()
+    out[data.SPLIT_COLUMN] = np.where(data.evaluation_mask(out["row_hash"], 20), data.EVALUATION, data.TRAINING)
+    return out
+
+
+def test_checks_pass_on_clean_rows(frame):
+    report = checks.check_rows(_with_split(frame), min_rows=100)
+    assert report.passed, report.to_json()
+    assert sum(report.class_counts.values()) == report.training_rows
+
+
+def test_checks_fail_with_a_report_naming_the_problems(frame):
+    broken = _with_split(frame)
+    broken.loc[broken.index[:5], "Soil_Type"] = None
+    broken.loc[broken.index[5], "Elevation"] = -4
+    broken = pd.concat([broken, broken.head(2)])
+    report = checks.check_rows(broken, min_rows=100)
+    failed = {c.name for c in report.failures}
+    assert {"schema", "null_rates", "duplicates"} <= failed
+    with pytest.raises(checks.DataCheckFailed) as error:
+        checks.require_passing(report)
+    message = str(error.value)
+    assert "null_rates" in message and "Elevation" in message and '"duplicate_hashes": 2' in message
+
+
+def test_checks_fail_on_a_single_class_and_too_few_rows(frame):
+    one_class = _with_split(frame[frame[schema.LABEL] == frame[schema.LABEL].iloc[0]])
+    report = checks.check_rows(one_class.head(50), min_rows=100)
+    assert {"class_counts", "row_count"} <= {c.name for c in report.failures}
+
+
+def test_confusion_matrix_and_report_files(fitted, frame, tmp_path):
+    x, y = schema.feature_frame(frame), frame[schema.LABEL].to_numpy()
+    result = evaluation.evaluate(fitted[candidates.BASELINE], x, y)
+    assert result.confusion.shape == (schema.N_CLASSES, schema.N_CLASSES)
+    assert result.confusion.sum() == len(y)
+    png = evaluation.write_confusion_matrix(result.confusion, tmp_path / evaluation.CONFUSION_MATRIX_FILE)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    report = evaluation.write_report(result, tmp_path / evaluation.REPORT_FILE)
+    assert "macro avg" in report.read_text()
+    importance = evaluation.feature_importance(fitted[candidates.LIGHTGBM], x, y, seed=1, max_rows=300)
+    assert set(importance["importances"]) == set(schema.FEATURE_COLUMNS)
+    # Elevation drives the generated labels: it must matter most.
+    assert next(iter(importance["importances"])) == "Elevation"
