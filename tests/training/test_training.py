@@ -216,8 +216,9 @@ def test_concurrent_promotions_cannot_both_win(stocked_database, settings_for):
     assert decisions[loser].decision == promotion.DECISION_CHALLENGER
     assert decisions[loser].champion_score == 0.75
 
-    # Against an existing champion, two equal contenders both lose (no margin beaten).
-    later = [_register(settings, model, x) for _ in range(2)]
+    # Against an existing champion, two equal contenders (the loser again and a
+    # new version) both lose: neither beats it.
+    later = [loser, _register(settings, model, x)]
     decisions = _race(stocked_database, client, settings, later, 0.75)
     assert all(d.decision == promotion.DECISION_CHALLENGER for d in decisions.values()), decisions
     assert client.get_model_version_by_alias(settings.model_name, "champion").version == champion

@@ -33,6 +33,24 @@ TRUSTED_TYPES: tuple[str, ...] = (
 )
 
 
+# What a fresh environment needs to load the model (plus this package, for
+# the input step).  Listing them also spares MLflow its slow inference of
+# requirements, which loads the model again in a subprocess.
+REQUIREMENTS: tuple[str, ...] = ("scikit-learn", "lightgbm", "skops", "pandas", "numpy", "scipy")
+
+
+def pinned_requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pinned = []
+    for name in REQUIREMENTS:
+        try:
+            pinned.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            pinned.append(name)
+    return pinned
+
+
 def input_example(features, rows: int = 5):
     """A few rows with categoricals as plain strings, as clients send them."""
     example = schema.feature_frame(features).head(rows).copy()
@@ -70,6 +88,7 @@ def log_and_register(
             input_example=example,
             registered_model_name=model_name,
             pyfunc_predict_fn="predict",
+            pip_requirements=pinned_requirements(),
         )
     finally:
         if own_run:
