@@ -3,6 +3,7 @@
 import httpx
 import pytest
 
+from forestops.ui import views
 from tests.ui.helpers import button, page, shown
 
 pytestmark = pytest.mark.integration
@@ -72,4 +73,4 @@ def test_health_reports_a_missing_scheduler(ui_env, ui_airflow):
     if health["scheduler"]["status"] == "unhealthy":  # no scheduler runs in this test
         assert airflow_error and "scheduler" in airflow_error[0] and "airflow scheduler" in airflow_error[0]
     else:
-        assert "🟢 **Airflow**" in shown(at)
+        assert f"{views.UP} **Airflow**" in shown(at)

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from forestops import schema
-from tests.support.processes import forestops_argv, free_port, running
+from tests.ui import services
 from tests.ui.browser import HOW_TO_INSTALL, chromium_page, chromium_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -14,15 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 @pytest.fixture
 def ui_process(ui_inference: str, tmp_path: Path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        "FORESTOPS_INFERENCE_URL": ui_inference,
-        "FORESTOPS_HOME": str(tmp_path / "home"),
-    }
-    with running(
-        "forestops ui", forestops_argv("ui", "--port", str(port)), tmp_path / "ui.log", f"{url}/_stcore/health", env
-    ):
+    with services.ui_app(tmp_path, {"inference_url": ui_inference}) as url:
         yield url
 
 

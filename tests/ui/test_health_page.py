@@ -2,6 +2,7 @@
 
 import pytest
 
+from forestops.ui import views
 from tests.ui.helpers import page, shown
 
 pytestmark = pytest.mark.integration
@@ -18,8 +19,8 @@ def test_up_and_down_services(ui_env, ui_data_api, ui_inference, ui_model, ui_ra
     assert not at.exception
     text = shown(at)
     for service in ("Data API", "Inference API", "MLflow", "Raw data database"):
-        assert f"🟢 **{service}" in text
-    assert "🔴 **Airflow**" in text
+        assert f"{views.UP} **{service}" in text
+    assert f"{views.DOWN} **Airflow**" in text
     assert f"Serving {ui_model.name} version 2" in text
     [error] = at.error
     assert "airflow" in error.value.lower() and "What to do:" in error.value

@@ -2,6 +2,7 @@
 
 import pytest
 
+from forestops.ui import views
 from tests.ui.helpers import button, page, shown
 
 pytestmark = pytest.mark.unit
@@ -57,7 +58,7 @@ def test_health_lists_every_service_as_down_with_advice(ui_env):
     at = page("health").run()
     text = shown(at)
     for service in ("Data API", "Inference API", "MLflow", "Airflow"):
-        assert f"🔴 **{service}**" in text
+        assert f"{views.DOWN} **{service}**" in text
     assert len(at.error) == 5  # the four services and the raw data database
     assert all("What to do:" in e.value for e in at.error)
 

@@ -9,14 +9,14 @@ PAGES = Path(__file__).parent / "pages"
 navigation = st.navigation(
     {
         "Use the model": [
-            st.Page(PAGES / "predict.py", title="Predict", icon="🌲", default=True),
-            st.Page(PAGES / "batch.py", title="Batch predict", icon="📄"),
+            st.Page(PAGES / "predict.py", title="Predict", icon=":material/forest:", default=True),
+            st.Page(PAGES / "batch.py", title="Batch predict", icon=":material/upload_file:"),
         ],
         "Operate": [
-            st.Page(PAGES / "pipeline.py", title="Pipeline", icon="🛠️"),
-            st.Page(PAGES / "models.py", title="Models", icon="📈"),
-            st.Page(PAGES / "console.py", title="API console", icon="🧪"),
-            st.Page(PAGES / "health.py", title="Health", icon="🩺"),
+            st.Page(PAGES / "pipeline.py", title="Pipeline", icon=":material/conveyor_belt:"),
+            st.Page(PAGES / "models.py", title="Models", icon=":material/query_stats:"),
+            st.Page(PAGES / "console.py", title="API console", icon=":material/terminal:"),
+            st.Page(PAGES / "health.py", title="Health", icon=":material/monitor_heart:"),
         ],
     }
 )

@@ -11,6 +11,10 @@ import streamlit as st
 from forestops.ui.clients.http import Exchange, ServiceError
 from forestops.ui.context import Services, services_or_error
 
+# Material icons ship with Streamlit, so they render in any browser (emoji need an emoji font).
+UP = ":green-badge[:material/check_circle: up]"
+DOWN = ":red-badge[:material/error: down]"
+
 
 def page(title: str, icon: str) -> Services:
     """Set the page up and return the services; a bad configuration stops the page with its message."""
@@ -51,14 +55,25 @@ def show_exchange(record: Exchange | ServiceError, title: str = "") -> None:
             st.markdown(f"Response: **no answer** after {record.elapsed_ms:.0f} ms")
             st.error(f"{record.transport_error}")
         else:
-            badge = "🟢" if record.ok else "🔴"
-            st.markdown(f"Response: {badge} **HTTP {record.status_code}** in {record.elapsed_ms:.0f} ms")
-            st.code(_pretty(record.response_body), language="json")
+            colour = "green" if record.ok else "red"
+            st.markdown(f"Response: :{colour}-badge[HTTP {record.status_code}] in {record.elapsed_ms:.0f} ms")
+            st.code(_pretty(record.response_body), language="json", height=420)
 
 
 def _pretty(value: Any, limit: int = 20_000) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+    text = value if isinstance(value, str) else _compact_json(value)
     return text if len(text) <= limit else text[:limit] + f"\n... ({len(text) - limit} more characters)"
+
+
+def _compact_json(value: Any, depth: int = 0) -> str:
+    """Indented JSON where a list of plain values (a data row) stays on one line."""
+    pad, inner = "  " * depth, "  " * (depth + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(str(k))}: {_compact_json(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return "[\n" + ",\n".join(inner + _compact_json(v, depth + 1) for v in value) + f"\n{pad}]"
+    return json.dumps(value, default=str)
 
 
 def ago(moment: datetime | str | None) -> str:

@@ -7,7 +7,7 @@ from forestops import schema
 from forestops.ui import csv_batch, views
 from forestops.ui.clients.http import ServiceError
 
-services = views.page("Batch predict", "📄")
+services = views.page("Batch predict", ":material/upload_file:")
 st.markdown(
     "Upload a CSV in the raw format: the columns "
     f"`{', '.join(schema.FEATURE_COLUMNS)}` and optionally `{schema.LABEL}` (then the page shows how many "

@@ -9,7 +9,7 @@ from forestops import schema
 from forestops.ui import views
 from forestops.ui.clients.airflow import PIPELINE_DAGS
 
-services = views.page("API console", "🧪")
+services = views.page("API console", ":material/terminal:")
 settings = services.settings
 data_tab, predict_tab, airflow_tab = st.tabs(
     ["Data API: fetch a portion", "Inference API: predict", "Airflow: trigger a DAG"]

@@ -6,7 +6,7 @@ from forestops.ui import views
 from forestops.ui.clients import collection
 from forestops.ui.clients.http import ServiceError
 
-services = views.page("Health", "🩺")
+services = views.page("Health", ":material/monitor_heart:")
 settings = services.settings
 st.button("Check again")
 
@@ -14,10 +14,10 @@ st.button("Check again")
 def report(name: str, url: str, outcome, detail: str = "") -> None:
     with st.container(border=True):
         if isinstance(outcome, ServiceError):
-            st.markdown(f"🔴 **{name}** — down or failing · `{url}`")
+            st.markdown(f"{views.DOWN} **{name}** · `{url}`")
             st.error(f"{outcome.problem}\n\nWhat to do: {outcome.advice}")
         else:
-            st.markdown(f"🟢 **{name}** — up · `{url}`")
+            st.markdown(f"{views.UP} **{name}** · `{url}`")
             if detail:
                 st.caption(detail)
 

@@ -7,7 +7,7 @@ from forestops.ui import views
 from forestops.ui.clients.http import ServiceError
 from forestops.ui.clients.mlflow_registry import PROMOTION_TAGS
 
-services = views.page("Models", "📈")
+services = views.page("Models", ":material/query_stats:")
 settings = services.settings
 mlflow = services.mlflow
 st.caption(f"Registered model `{settings.model_name}` in MLflow at {settings.mlflow_tracking_uri}.")

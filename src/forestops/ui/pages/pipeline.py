@@ -8,7 +8,7 @@ from forestops.ui.clients import collection
 from forestops.ui.clients.airflow import PIPELINE_DAGS
 from forestops.ui.clients.http import ServiceError
 
-services = views.page("Pipeline", "🛠️")
+services = views.page("Pipeline", ":material/conveyor_belt:")
 settings = services.settings
 group = settings.group_number
 st.button("Refresh")
@@ -28,7 +28,7 @@ for column, dag_id in zip(buttons, PIPELINE_DAGS, strict=False):
                 "pipeline.action",
                 ("ok", f"Triggered {dag_id}: run `{result.get('dag_run_id')}` is {result.get('state')}."),
             )
-confirm = buttons[2].checkbox(f"I want to restart group {group}'s collection from batch 1")
+confirm = buttons[2].checkbox(f"Confirm: restart group {group} from batch 1")
 if buttons[2].button("Restart data collection", disabled=not confirm):
     result = services.datasource.restart(group)
     if isinstance(result, ServiceError):

@@ -7,7 +7,7 @@ from forestops import schema
 from forestops.ui import predict_form, views
 from forestops.ui.clients.http import ServiceError
 
-services = views.page("Predict", "🌲")
+services = views.page("Predict", ":material/forest:")
 predict_form.initialise()
 
 st.caption(f"Answers come from the inference API at {services.settings.inference_url}.")
