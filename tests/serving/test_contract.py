@@ -49,6 +49,12 @@ _DROP = object()
     [
         ({"instances": [_instance(Elevation=99999)]}, "Elevation", 99999, "[0, 9000]"),
         ({"instances": [_instance(Slope=-1)]}, "Slope", -1, "[0, 90]"),
+        (
+            {"instances": [_instance(Horizontal_Distance_To_Roadways=2**64)]},
+            "Horizontal_Distance_To_Roadways",
+            str(2**64),
+            "64-bit",
+        ),
         ({"instances": [_instance(Aspect="north")]}, "Aspect", "north", "an integer"),
         ({"instances": [_instance(Aspect=12.5)]}, "Aspect", 12.5, "an integer"),
         ({"instances": [_instance(Hillshade_9am=True)]}, "Hillshade_9am", True, "[0, 255]"),
@@ -140,7 +146,7 @@ def test_the_openapi_document_carries_a_working_example(client):
 
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8,
 )

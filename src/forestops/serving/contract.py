@@ -27,10 +27,16 @@ CATEGORY_DOMAINS: dict[str, str] = {
 _NORMALISERS = {schema.WILDERNESS_AREA: schema.normalise_wilderness, schema.SOIL_TYPE: schema.normalise_soil}
 
 
+# The model's frame holds int64: an open end of a domain stops there.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def allowed_domain(field: str) -> str | None:
     """What a field accepts, in words, for error messages."""
     if field in schema.NUMERIC_BY_NAME:
-        return schema.NUMERIC_BY_NAME[field].domain_text()
+        feature = schema.NUMERIC_BY_NAME[field]
+        open_ended = feature.minimum is None or feature.maximum is None
+        return feature.domain_text() + (" (64-bit)" if open_ended else "")
     if field in CATEGORY_DOMAINS:
         return CATEGORY_DOMAINS[field]
     if field == "instances":
@@ -43,9 +49,9 @@ def _numeric_field(feature: schema.NumericFeature) -> tuple[Any, Any]:
     annotated = Annotated[
         int,
         Field(
-            ge=feature.minimum,
-            le=feature.maximum,
-            description=f"{feature.description} ({feature.unit}); {feature.domain_text()}.",
+            ge=INT64_MIN if feature.minimum is None else feature.minimum,
+            le=INT64_MAX if feature.maximum is None else feature.maximum,
+            description=f"{feature.description} ({feature.unit}); {allowed_domain(feature.name)}.",
             examples=[example],
         ),
     ]
@@ -57,7 +63,13 @@ def _category_field(column: str) -> tuple[Any, Any]:
     annotated = Annotated[
         str,
         BeforeValidator(normaliser),
-        Field(description=f"{CATEGORY_DOMAINS[column]}.", examples=[schema.example_features()[column]]),
+        Field(
+            description=f"{CATEGORY_DOMAINS[column]}; the variants the data README lists are accepted too.",
+            examples=[schema.example_features()[column]],
+            # Documented as the canonical codes (a dropdown in /docs, what
+            # generated clients send); the validator is more lenient.
+            json_schema_extra={"enum": list(schema.CATEGORIES[column])},
+        ),
     ]
     return annotated, ...
 

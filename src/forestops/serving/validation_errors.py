@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from forestops import schema
-from forestops.serving.contract import allowed_domain
+from forestops.serving.contract import INT64_MAX, INT64_MIN, allowed_domain
 
 _MAX_VALUE_CHARS = 120
 _FIELDS_TEXT = f"only the fields {', '.join(schema.FEATURE_COLUMNS)}"
@@ -26,6 +26,8 @@ def _path(loc: Sequence[Any]) -> str:
 
 
 def _short(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        return str(value)  # JSON encoders stop at 64 bits
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
@@ -72,6 +74,8 @@ def describe(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         reason = _reason(error)
         if kind == "missing":
             message = f"{path} is missing; expected {allowed}"
+        elif isinstance(problem, schema.ValueProblem):  # its text already says what is wrong
+            message = f"{path}: {value!r} is not valid; expected {allowed}"
         else:
             message = f"{path}: {value!r} is not valid ({reason}); expected {allowed}"
         described.append(
