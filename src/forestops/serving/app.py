@@ -143,8 +143,17 @@ class Service:
             "load_failure": {"version": failure.version, "error": failure.error, "at": _iso(failure.at)}
             if failure
             else None,
-            "message": None if current else self.watcher.no_champion_message,
+            "message": None if current else self.why_no_model(),
         }
+
+    def why_no_model(self) -> str:
+        holder = self.holder
+        uri = self.settings.mlflow_tracking_uri
+        if holder.registry_error:
+            return f"no model loaded: the MLflow registry at {uri} cannot be reached ({holder.registry_error})"
+        if holder.checked_at is None:
+            return f"no model loaded yet: waiting for the first answer of the MLflow registry at {uri}"
+        return self.watcher.no_champion_message
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -212,7 +221,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(NoChampion)
     async def _no_champion(request: Request, error: NoChampion) -> Response:
-        return json_response({"detail": service.watcher.no_champion_message}, status_code=503)
+        return json_response({"detail": service.why_no_model()}, status_code=503)
 
     @app.post(
         "/predict",
@@ -254,7 +263,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """200 only when a model is loaded and requests can be answered."""
         current = service.holder.current
         if current is None:
-            return json_response({"status": "not ready", "detail": service.watcher.no_champion_message}, 503)
+            return json_response({"status": "not ready", "detail": service.why_no_model()}, 503)
         return json_response({"status": "ready", "model": {"name": current.name, "version": current.version}})
 
     @app.post(

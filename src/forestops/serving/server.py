@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from forestops.settings import Settings
+
+# The watcher asks the registry again at the next poll, so MLflow's client
+# need not retry for minutes (its defaults) while a registry is down; a user
+# may still set these variables.
+MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
 def serve(settings: Settings) -> int:
     import uvicorn
 
+    for variable, value in MLFLOW_CLIENT_DEFAULTS.items():
+        os.environ.setdefault(variable, value)  # inherited by the workers
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Workers are separate processes that build their own app (and read the
     # same FORESTOPS_* environment) through the factory.
