@@ -142,3 +142,20 @@ def test_confusion_matrix_and_report_files(fitted, frame, tmp_path):
     assert set(importance["importances"]) == set(schema.FEATURE_COLUMNS)
     # Elevation drives the generated labels: it must matter most.
     assert next(iter(importance["importances"])) == "Elevation"
+
+
+def test_search_starts_from_the_defaults_and_stops_early(frame):
+    from forestops.training import search
+
+    inside = data.validation_mask(frame["row_hash"])
+    x_fit, y_fit = data.features_and_labels(frame[~inside])
+    x_val, y_val = data.features_and_labels(frame[inside])
+    for name, size in ((candidates.LIGHTGBM, "n_estimators"), (candidates.HIST_GRADIENT_BOOSTING, "max_iter")):
+        result = search.search(name, x_fit, y_fit, x_val, y_val, seconds=0.5, seed=3)
+        assert result.trials >= 1 and result.history[0]["trial"] == 0
+        first = result.history[0]["params"]
+        defaults = candidates.DEFAULT_PARAMS[name]
+        assert all(first[k] == v for k, v in defaults.items() if k != size), (first, defaults)
+        # Early stopping on the validation slice decided the number of rounds.
+        assert 0 < result.params[size] <= defaults[size]
+        assert 0 < result.validation_f1_macro <= 1

@@ -77,7 +77,7 @@ def _fit_and_score(candidate: str, params: dict[str, Any], data, seed: int, weig
     if candidate == LIGHTGBM:
         from lightgbm import early_stopping
 
-        fit_params["model__eval_set"] = [(x_val, y_val)]
+        fit_params.update(model__eval_X=(x_val,), model__eval_y=(y_val,))
         fit_params["model__callbacks"] = [early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)]
     elif candidate == HIST_GRADIENT_BOOSTING:
         # The features step is the identity on feature_frame output, so the
