@@ -10,6 +10,7 @@ skops files in the training's work folder; the rows as one parquet file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import shutil
 import time
@@ -29,7 +30,13 @@ DATASET_NAME = "covertype_raw_rows"
 
 
 def _engine(settings: Settings):
-    engine = make_engine(settings.raw_database_url)
+    return _engine_for(settings.raw_database_url)
+
+
+@functools.lru_cache(maxsize=8)
+def _engine_for(url: str):
+    """One engine per database per process, its schema brought up to date once."""
+    engine = make_engine(url)
     ensure_schema(engine)
     return engine
 
