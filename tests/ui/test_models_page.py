@@ -44,3 +44,12 @@ def test_the_confusion_matrix_of_the_selected_version(ui_env, ui_model):
     at.selectbox[0].select(1).run()
     assert not at.exception and not at.error
     assert at.image[0].captions == ["Confusion matrix of v1 on its evaluation rows"]
+
+
+def test_a_url_that_is_not_mlflow_is_an_error_not_an_empty_registry(ui_env, ui_data_api):
+    ui_env(mlflow_tracking_uri=ui_data_api)  # a real server, but the data API
+    at = page("models").run()
+    assert not at.exception
+    [error] = at.error
+    assert "HTTP 404" in error.value and "FORESTOPS_MLFLOW_TRACKING_URI" in error.value
+    assert not at.info

@@ -59,11 +59,20 @@ class MlflowRegistryClient:
 
     def versions(self, limit: int = 100) -> list[ModelVersion] | ServiceError:
         """Registered versions, newest first, with their aliases, promotion tags and run metrics."""
+        try:
+            return self._versions(limit)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            return ServiceError(
+                SERVICE,
+                f"unexpected registry answer from {self.base_url} ({error!r})",
+                "Check that FORESTOPS_MLFLOW_TRACKING_URI points at an MLflow 3 server.",
+            )
+
+    def _versions(self, limit: int) -> list[ModelVersion] | ServiceError:
         model = self._get("/api/2.0/mlflow/registered-models/get", {"name": self.model_name})
-        if model.status_code == 404 or (
-            isinstance(model.response_body, dict) and model.response_body.get("error_code") == "RESOURCE_DOES_NOT_EXIST"
-        ):
-            return []
+        body = model.response_body
+        if isinstance(body, dict) and body.get("error_code") == "RESOURCE_DOES_NOT_EXIST":
+            return []  # MLflow's answer for a model nobody registered yet
         if not model.ok:
             return model.error(self.advice)
         aliases: dict[str, list[str]] = {}
@@ -76,8 +85,11 @@ class MlflowRegistryClient:
         )
         if not search.ok:
             return search.error(self.advice)
+        return self._parse_versions(search.response_body.get("model_versions", []), aliases)
+
+    def _parse_versions(self, raw_versions: list[dict[str, Any]], aliases: dict[str, list[str]]):
         versions = []
-        for raw in search.response_body.get("model_versions", []):
+        for raw in raw_versions:
             run_id = raw.get("run_id") or None
             run = self._run(run_id) if run_id else None
             if isinstance(run, ServiceError):
