@@ -6,7 +6,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-PAGES = Path(__file__).resolve().parents[2] / "src" / "forestops" / "ui" / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "src" / "forestops" / "ui" / "screens"
 NOTHING_LISTENS = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused
 
 

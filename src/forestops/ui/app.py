@@ -4,7 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
-PAGES = Path(__file__).parent / "pages"
+# Not "pages/": Streamlit would also treat that folder as a legacy multipage app and bypass st.navigation.
+PAGES = Path(__file__).parent / "screens"
 
 navigation = st.navigation(
     {

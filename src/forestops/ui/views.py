@@ -14,6 +14,7 @@ from forestops.ui.context import Services, services_or_error
 # Material icons ship with Streamlit, so they render in any browser (emoji need an emoji font).
 UP = ":green-badge[:material/check_circle: up]"
 DOWN = ":red-badge[:material/error: down]"
+NO_MODEL = ":orange-badge[:material/warning: no model]"
 
 
 def page(title: str, icon: str) -> Services:

@@ -31,6 +31,10 @@ else:
     model = services.inference.model()
     if isinstance(model, ServiceError):
         report("Inference API", settings.inference_url, model)
+    elif model.get("version") is None:
+        with st.container(border=True):
+            st.markdown(f"{views.NO_MODEL} **Inference API** · `{settings.inference_url}`")
+            st.warning(f"The API runs but serves no model yet. {model.get('message') or ''}")
     else:
         report(
             "Inference API",
