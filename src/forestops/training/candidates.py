@@ -50,7 +50,7 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "min_samples_leaf": 10,
         "l2_regularization": 1.0,
     },
-    RANDOM_FOREST: {"n_estimators": 150, "min_samples_leaf": 1, "max_features": 0.5},
+    RANDOM_FOREST: {"n_estimators": 100, "min_samples_leaf": 1, "max_features": "sqrt"},
     BASELINE: {"C": 1.0},
 }
 
