@@ -1,11 +1,21 @@
 """Compare the registered model versions: metrics, aliases, promotion decisions, pictures."""
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from forestops.ui import views
 from forestops.ui.clients.http import ServiceError
 from forestops.ui.clients.mlflow_registry import PROMOTION_TAGS
+
+
+def _short(value: str | None) -> str | None:
+    """Scores are stored as full-precision strings; four decimals read better in a table."""
+    try:
+        return f"{float(value):.4f}" if value else value
+    except ValueError:
+        return value
+
 
 services = views.page("Models", ":material/query_stats:")
 settings = services.settings
@@ -40,7 +50,7 @@ table = pd.DataFrame(
             "version": v.version,
             "aliases": ", ".join(f"@{a}" for a in v.aliases),
             **{m: v.metrics.get(m) for m in shown_metrics},
-            **{t: v.tags.get(t) for t in PROMOTION_TAGS},
+            **{t: _short(v.tags.get(t)) for t in PROMOTION_TAGS},
             "registered (UTC)": v.created_at,
             "run": mlflow.run_url(v.experiment_id, v.run_id) if v.run_id and v.experiment_id else None,
         }
@@ -58,7 +68,12 @@ if primary in metric_names:
     history = pd.DataFrame(
         [{"version": v.version, primary: v.metrics[primary]} for v in versions if primary in v.metrics]
     ).sort_values("version")
-    st.line_chart(history, x="version", y=primary)
+    chart = (
+        alt.Chart(history)
+        .mark_line(point=True)
+        .encode(x=alt.X("version:O", title="version"), y=alt.Y(f"{primary}:Q", scale=alt.Scale(zero=False)))
+    )
+    st.altair_chart(chart)
 else:
     st.caption(f"No version has a `{primary}` metric yet.")
 
