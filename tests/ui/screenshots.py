@@ -57,7 +57,7 @@ def photograph(app_url: str, out: Path, batch_csv: Path) -> None:
         shot("pipeline")
 
         page.goto(f"{app_url}/models", wait_until="domcontentloaded")
-        _settle(page, "Confusion matrix of v2")
+        _settle(page, "Confusion matrix of v")
         shot("models")
 
         page.goto(f"{app_url}/console", wait_until="domcontentloaded")

@@ -24,6 +24,8 @@ class TrainedModel:
     name: str
     tracking_uri: str
     versions: dict[str, dict] = field(default_factory=dict)  # version -> {"run_id", "metrics"}
+    champion: str = ""
+    challenger: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,9 @@ def _confusion_matrix_png(labels, predicted, path: Path) -> Path:
 def train_and_register(tracking_uri: str, rows: list[list[str]], folder: Path, name: str | None = None) -> TrainedModel:
     """Two versions trained with the training package's pipelines, registered as the train DAG does.
 
-    v1 (baseline) holds @challenger, v2 (random forest) @champion; each run
-    logs accuracy, f1_macro and confusion_matrix.png like the training runs.
+    The better of the two by f1_macro holds @champion, the other @challenger;
+    each run logs accuracy, f1_macro and confusion_matrix.png like the
+    training runs.
     The name is unique by default, so other tests sharing the MLflow server
     never see these versions.
     """
@@ -118,10 +121,11 @@ def train_and_register(tracking_uri: str, rows: list[list[str]], folder: Path, n
                     pipeline, frame.iloc[:50], model.name, tags={"primary_metric": "f1_macro", "candidate": candidate}
                 )
             model.versions[version] = {"run_id": run.info.run_id, "metrics": metrics}
-        client.set_registered_model_alias(model.name, "challenger", "1")
-        client.set_registered_model_alias(model.name, "champion", "2")
-        client.set_model_version_tag(model.name, "2", "decision", "champion")
-        client.set_model_version_tag(model.name, "1", "decision", "challenger")
+        ranked = sorted(model.versions, key=lambda v: model.versions[v]["metrics"]["f1_macro"], reverse=True)
+        model.champion, model.challenger = ranked
+        for alias, version in (("champion", model.champion), ("challenger", model.challenger)):
+            client.set_registered_model_alias(model.name, alias, version)
+            client.set_model_version_tag(model.name, version, "decision", alias)
     finally:
         mlflow.set_tracking_uri(previous_uri)
     return model

@@ -21,6 +21,6 @@ def test_up_and_down_services(ui_env, ui_data_api, ui_inference, ui_model, ui_ra
     for service in ("Data API", "Inference API", "MLflow", "Raw data database"):
         assert f"{views.UP} **{service}" in text
     assert f"{views.DOWN} **Airflow**" in text
-    assert f"Serving {ui_model.name} version 2" in text
+    assert f"Serving {ui_model.name} version {ui_model.champion}" in text
     [error] = at.error
     assert "airflow" in error.value.lower() and "What to do:" in error.value

@@ -12,23 +12,24 @@ def test_versions_aliases_metrics_and_links(ui_env, ui_model):
     at = page("models").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics == {"Versions": "2", "@champion": "v2", "@challenger": "v1"}
+    assert metrics == {"Versions": "2", "@champion": f"v{ui_model.champion}", "@challenger": f"v{ui_model.challenger}"}
 
     table = at.dataframe[0].value.set_index("version")
-    assert table.loc[2, "aliases"] == "@champion" and table.loc[1, "aliases"] == "@challenger"
+    champion, challenger = int(ui_model.champion), int(ui_model.challenger)
+    assert table.loc[champion, "aliases"] == "@champion" and table.loc[challenger, "aliases"] == "@challenger"
     for version, logged in ui_model.versions.items():
         row = table.loc[int(version)]
         assert row["f1_macro"] == pytest.approx(logged["metrics"]["f1_macro"])
         assert row["accuracy"] == pytest.approx(logged["metrics"]["accuracy"])
         assert logged["run_id"] in row["run"]
-    assert table.loc[2, "decision"] == "champion"
+    assert table.loc[champion, "decision"] == "champion"
 
     assert at.get("vega_lite_chart"), "no chart of the primary metric"
-    assert at.selectbox[0].value == 2  # the champion is selected first
+    assert at.selectbox[0].value == champion  # the champion is selected first
     [picture] = at.image
-    assert picture.captions == ["Confusion matrix of v2 on its evaluation rows"]
+    assert picture.captions == [f"Confusion matrix of v{champion} on its evaluation rows"]
     urls = [b.proto.url for b in at.get("link_button")]
-    assert any(ui_model.versions["2"]["run_id"] in url for url in urls)
+    assert any(ui_model.versions[ui_model.champion]["run_id"] in url for url in urls)
 
 
 def test_a_model_without_versions_says_how_to_get_one(ui_env, ui_model):
@@ -41,9 +42,9 @@ def test_a_model_without_versions_says_how_to_get_one(ui_env, ui_model):
 def test_the_confusion_matrix_of_the_selected_version(ui_env, ui_model):
     ui_env(mlflow_tracking_uri=ui_model.tracking_uri, model_name=ui_model.name)
     at = page("models").run()
-    at.selectbox[0].select(1).run()
+    at.selectbox[0].select(int(ui_model.challenger)).run()
     assert not at.exception and not at.error
-    assert at.image[0].captions == ["Confusion matrix of v1 on its evaluation rows"]
+    assert at.image[0].captions == [f"Confusion matrix of v{ui_model.challenger} on its evaluation rows"]
 
 
 def test_a_url_that_is_not_mlflow_is_an_error_not_an_empty_registry(ui_env, ui_data_api):
