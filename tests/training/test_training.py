@@ -241,6 +241,30 @@ def test_mlflow_down_fails_clearly_and_a_retry_succeeds(stocked_database, settin
     assert _client(settings).get_run(trained["parent_run_id"]).info.status == "FINISHED"
 
 
+def test_a_retried_register_step_finds_its_version_instead_of_registering_another(stocked_database, settings_for):
+    """A register task that failed after MLflow created the version is retried by Airflow: still one version."""
+    settings = settings_for(stocked_database, training_candidates="baseline")
+    decision = steps.gate_step(settings, force=True, run_id="register-retry")
+    loaded = steps.load_step(settings, decision)
+    trained = steps.train_step(settings, loaded, "register-retry")
+    evaluated = steps.evaluate_step(settings, loaded, trained)
+
+    first = steps.register_step(settings, loaded, trained, evaluated)
+    again = steps.register_step(settings, loaded, trained, evaluated)
+
+    assert again == first
+    client = _client(settings)
+    versions = client.search_model_versions(f"name = '{settings.model_name}'")
+    assert [v.version for v in versions] == [first["version"]]
+    assert versions[0].run_id == trained["candidates"]["baseline"]["run_id"]
+    assert versions[0].tags["training_log_id"] == str(loaded["log_id"])
+    assert training_log(stocked_database)[-1].model_version == first["version"]
+    # A different training (another run) still registers a version of its own.
+    other = steps.train_step(settings, loaded, "register-retry-2")
+    assert steps.register_step(settings, loaded, other, evaluated)["version"] != first["version"]
+    assert len(client.search_model_versions(f"name = '{settings.model_name}'")) == 2
+
+
 def test_gate_counts_new_rows_since_the_last_training(fresh_database_url, training_rows):
     insert_raw_rows(fresh_database_url, training_rows[:1000], batch_number=1)
     engine = make_engine(fresh_database_url)

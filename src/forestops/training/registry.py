@@ -59,6 +59,23 @@ def input_example(features, rows: int = 5):
     return example
 
 
+def version_of_run(client, model_name: str, run_id: str) -> str | None:
+    """The (oldest usable) version of ``model_name`` registered from ``run_id``, if any.
+
+    A retried register step runs in the same candidate run, so this is how it
+    finds the version its failed attempt already created: the run id is
+    stored on the version at creation, before any tag could be set.
+    """
+    found = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    usable = [v for v in found if v.status != "FAILED_REGISTRATION"]
+    return str(min(int(v.version) for v in usable)) if usable else None
+
+
+def _set_tags(client, model_name: str, version: str, tags: dict[str, Any] | None) -> None:
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(model_name, version, key, str(value))
+
+
 def log_and_register(
     pipeline: Any,
     example_features,
@@ -69,14 +86,24 @@ def log_and_register(
     """Log ``pipeline`` as the ``model`` artefact of the active run and register it.
 
     Starts (and ends) a run of its own when none is active.  Returns the new
-    version number of ``model_name`` as a string.
+    version number of ``model_name`` as a string.  Idempotent per run: when
+    the active run already registered a version of ``model_name`` (a retry
+    after a failure past MLflow's registration), that version gets ``tags``
+    and is returned instead of logging and registering a second one.
     """
     import mlflow
     from mlflow.models import infer_signature
 
+    client = mlflow.MlflowClient()
+    own_run = mlflow.active_run() is None
+    if not own_run:
+        existing = version_of_run(client, model_name, mlflow.active_run().info.run_id)
+        if existing is not None:
+            _set_tags(client, model_name, existing, tags)
+            log.info("%s version %s already registered from this run; not registering again", model_name, existing)
+            return existing
     example = input_example(example_features)
     signature = infer_signature(example, pipeline.predict_proba(example))
-    own_run = mlflow.active_run() is None
     run = mlflow.start_run() if own_run else mlflow.active_run()
     try:
         info = mlflow.sklearn.log_model(
@@ -94,8 +121,6 @@ def log_and_register(
         if own_run:
             mlflow.end_run()
     version = str(info.registered_model_version)
-    client = mlflow.MlflowClient()
-    for key, value in (tags or {}).items():
-        client.set_model_version_tag(model_name, version, key, str(value))
+    _set_tags(client, model_name, version, tags)
     log.info("registered %s version %s from run %s", model_name, version, run.info.run_id)
     return version
