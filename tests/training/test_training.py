@@ -137,6 +137,9 @@ def test_worse_model_stays_challenger_better_takes_champion_and_people_can_undo(
 
     v1 = _register(settings, weak, x_train)
     assert decide(v1, weak_score).decision == promotion.DECISION_CHAMPION
+    first_tags = client.get_model_version(settings.model_name, v1).tags
+    assert promotion.TAG_CHAMPION_SCORE not in first_tags  # no champion to compare with: no score, not ""
+    assert float(first_tags[promotion.TAG_CANDIDATE_SCORE]) == pytest.approx(weak_score)
     v2 = _register(settings, strong, x_train)
     second = decide(v2, strong_score)
     assert second.decision == promotion.DECISION_CHAMPION

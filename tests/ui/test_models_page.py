@@ -32,6 +32,29 @@ def test_versions_aliases_metrics_and_links(ui_env, ui_model):
     assert any(ui_model.versions[ui_model.champion]["run_id"] in url for url in urls)
 
 
+def test_a_first_champion_shows_no_previous_champion_not_a_blank(ui_env, ui_model, tmp_path):
+    """The first training's decision compares with nobody; the table says so (it was a blank "")."""
+    import mlflow
+    import sqlalchemy as sa
+
+    from forestops.training import promotion
+
+    client = mlflow.MlflowClient(tracking_uri=ui_model.tracking_uri)
+    name = f"{ui_model.name}_first"
+    client.create_registered_model(name)
+    version = client.copy_model_version(f"models:/{ui_model.name}/{ui_model.champion}", name).version
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'lock.db'}")
+    decision = promotion.decide(engine, client, name, str(version), 0.8125, lambda _v: 0.0, "f1_macro", 0.01)
+    assert decision.decision == promotion.DECISION_CHAMPION and decision.champion_score is None
+
+    ui_env(mlflow_tracking_uri=ui_model.tracking_uri, model_name=name)
+    at = page("models").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    row = at.dataframe[0].value.set_index("version").loc[int(version)]
+    assert row["champion_score"] == "no previous champion"
+    assert row["candidate_score"] == "0.8125" and row["decision"] == "champion"
+
+
 def test_a_model_without_versions_says_how_to_get_one(ui_env, ui_model):
     ui_env(mlflow_tracking_uri=ui_model.tracking_uri, model_name="no_such_model_here")
     at = page("models").run()

@@ -26,7 +26,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 LOCK_TIMEOUT_SECONDS = 300
 
-# Version tags (the model contract): the decision and both scores.
+# Version tags (the model contract): the decision and both scores
+# (``champion_score`` only when there was a champion to compare with).
 TAG_DECISION = "decision"
 TAG_CANDIDATE_SCORE = "candidate_score"
 TAG_CHAMPION_SCORE = "champion_score"
@@ -143,11 +144,14 @@ def decide(
         tags: dict[str, object] = {
             TAG_DECISION: decision,
             TAG_CANDIDATE_SCORE: repr(float(candidate_score)),
-            TAG_CHAMPION_SCORE: "" if champion_score is None else repr(float(champion_score)),
             TAG_PRIMARY_METRIC: metric,
             TAG_DECIDED_AT: _now(),
             TAG_DECIDED_BY: decided_by,
         }
+        # No champion, no score: the tag is left out rather than set to "" (a
+        # score tag that is not a number), so readers can tell "none" from "0".
+        if champion_score is not None:
+            tags[TAG_CHAMPION_SCORE] = repr(float(champion_score))
         if decision == DECISION_CHAMPION and champion not in (None, version):
             tags[TAG_PREVIOUS_CHAMPION] = champion
         _tag(client, model_name, version, tags)

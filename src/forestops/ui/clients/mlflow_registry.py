@@ -15,6 +15,7 @@ from forestops.ui.clients.http import Exchange, ServiceError, exchange
 
 SERVICE = "MLflow"
 PROMOTION_TAGS = ("decision", "candidate_score", "champion_score", "primary_metric")
+NO_PREVIOUS_CHAMPION = "no previous champion"
 CONFUSION_MATRIX = "confusion_matrix.png"
 
 
@@ -29,6 +30,19 @@ class ModelVersion:
     metrics: dict[str, float] = field(default_factory=dict)
     experiment_id: str | None = None
     run_name: str | None = None
+
+
+def promotion_cells(tags: dict[str, str]) -> dict[str, str | None]:
+    """The promotion tags of a version as a table shows them.
+
+    A training's decision always records ``candidate_score``; it records
+    ``champion_score`` only when a champion existed (older versions may hold
+    ""), so a decided version without one was compared with nobody.
+    """
+    cells = {tag: tags.get(tag) or None for tag in PROMOTION_TAGS}
+    if cells["candidate_score"] and not cells["champion_score"]:
+        cells["champion_score"] = NO_PREVIOUS_CHAMPION
+    return cells
 
 
 @dataclass(frozen=True)

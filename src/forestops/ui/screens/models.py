@@ -6,7 +6,7 @@ import streamlit as st
 
 from forestops.ui import views
 from forestops.ui.clients.http import ServiceError
-from forestops.ui.clients.mlflow_registry import PROMOTION_TAGS
+from forestops.ui.clients.mlflow_registry import promotion_cells
 
 
 def _short(value: str | None) -> str | None:
@@ -50,7 +50,7 @@ table = pd.DataFrame(
             "version": v.version,
             "aliases": ", ".join(f"@{a}" for a in v.aliases),
             **{m: v.metrics.get(m) for m in shown_metrics},
-            **{t: _short(v.tags.get(t)) for t in PROMOTION_TAGS},
+            **{tag: _short(cell) for tag, cell in promotion_cells(v.tags).items()},
             "registered (UTC)": v.created_at,
             "run": mlflow.run_url(v.experiment_id, v.run_id) if v.run_id and v.experiment_id else None,
         }
