@@ -159,3 +159,34 @@ def test_search_starts_from_the_defaults_and_stops_early(frame):
         # Early stopping on the validation slice decided the number of rounds.
         assert 0 < result.params[size] <= defaults[size]
         assert 0 < result.validation_f1_macro <= 1
+
+
+def test_feature_coercer_fast_path_gives_the_slow_paths_frame_and_predictions(fitted, frame):
+    """A frame already in the contract's shape is passed on; anything else is rebuilt, with the same result."""
+    from forestops.serving.frames import frame_from_columns
+    from forestops.training.features import FeatureCoercer, matches_contract
+
+    coercer = FeatureCoercer()
+    rows = frame.head(40)
+    contract = schema.feature_frame(rows)
+    serving = frame_from_columns({c: rows[c].tolist() for c in schema.FEATURE_COLUMNS})
+    assert matches_contract(contract) and matches_contract(serving)
+    assert coercer.transform(contract) is contract  # fast path: no rebuild
+    pd.testing.assert_frame_equal(coercer.transform(serving), schema.feature_frame(serving))
+
+    # Not the contract's shape: each goes through feature_frame and ends up equal to it.
+    soil = schema.CATEGORICAL_COLUMNS[-1]
+    reordered = contract.copy()
+    reordered[soil] = reordered[soil].cat.reorder_categories(list(reversed(schema.CATEGORIES[soil])))
+    others = {
+        "raw strings": rows[list(schema.FEATURE_COLUMNS)].astype(str),
+        "extra columns": rows,
+        "columns swapped": contract[list(reversed(schema.FEATURE_COLUMNS))],
+        "int32 numbers": contract.astype({schema.NUMERIC_COLUMNS[0]: "int32"}),
+        "categories reordered": reordered,
+    }
+    for label, other in others.items():
+        assert not matches_contract(other), label
+        pd.testing.assert_frame_equal(coercer.transform(other), contract, obj=label)
+        for name, pipeline in fitted.items():
+            assert np.array_equal(pipeline.predict_proba(other), pipeline.predict_proba(contract)), (label, name)
