@@ -19,7 +19,7 @@ import pytest
 from forestops.settings import Settings, load_settings
 from forestops.storage.provision import drop_mysql_user, provision_mysql
 from tests.support import data, mysql
-from tests.support.processes import forestops_argv, free_port, running
+from tests.support.processes import forestops_argv, free_port, running, settings_env
 
 BATCH_SECONDS = 1.0
 ROWS_IN_FILE = 1000  # 100 rows per batch
@@ -107,21 +107,20 @@ def ingest_settings() -> Callable[..., Settings]:
     return make
 
 
+# What an ingestion child process (the CLI, a DAG run) needs of a test's settings.
+CHILD_SETTINGS = (
+    "datasource_url",
+    "group_number",
+    "database_url",
+    "http_timeout_seconds",
+    "http_retries",
+    "http_backoff_seconds",
+    "restart_when_done",
+    "label_base",
+    "ingest_every",
+)
+
+
 def env_for(settings: Settings) -> dict[str, str]:
     """The FORESTOPS_* variables that reproduce ``settings`` in a child process."""
-    names = (
-        "datasource_url",
-        "group_number",
-        "database_url",
-        "http_timeout_seconds",
-        "http_retries",
-        "http_backoff_seconds",
-        "restart_when_done",
-        "label_base",
-        "ingest_every",
-    )
-    return {
-        f"FORESTOPS_{name.upper()}": str(getattr(settings, name))
-        for name in names
-        if getattr(settings, name) is not None
-    }
+    return settings_env(settings, CHILD_SETTINGS)

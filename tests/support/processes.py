@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -123,3 +124,11 @@ def running(
 def forestops_argv(*args: str) -> list[str]:
     """The console script of this environment, so tests run the installed command."""
     return [str(VENV_BIN / "forestops"), *args]
+
+
+def settings_env(settings: Any, names: Iterable[str]) -> dict[str, str]:
+    """The ``FORESTOPS_*`` variables that reproduce these fields of ``settings`` in a child process.
+
+    Fields that are ``None`` are left out, so the child falls back to its default too.
+    """
+    return {f"FORESTOPS_{name.upper()}": str(value) for name in names if (value := getattr(settings, name)) is not None}

@@ -20,6 +20,7 @@ from forestops.settings import Settings, load_settings
 from forestops.storage import tables
 from forestops.storage.db import ensure_schema, make_engine
 from tests.support import data
+from tests.support.processes import settings_env
 
 # Small and quick: the search gets a token budget, HistGradientBoosting (the
 # slowest fit) is covered by the unit tests instead.
@@ -85,18 +86,21 @@ def settings_for(mlflow_server, tmp_path: Path) -> Callable[..., Settings]:
     return make
 
 
+# What a training child process (the CLI, a DAG run) needs of a test's settings.
+CHILD_SETTINGS = (
+    "home",
+    "database_url",
+    "mlflow_tracking_uri",
+    "model_name",
+    "experiment_name",
+    "search_seconds",
+    "training_candidates",
+)
+
+
 def env_of(settings: Settings) -> dict[str, str]:
     """The FORESTOPS_* environment that reproduces ``settings`` in a child process."""
-    keys = (
-        "home",
-        "database_url",
-        "mlflow_tracking_uri",
-        "model_name",
-        "experiment_name",
-        "search_seconds",
-        "training_candidates",
-    )
-    return {f"FORESTOPS_{k.upper()}": str(getattr(settings, k)) for k in keys}
+    return settings_env(settings, CHILD_SETTINGS)
 
 
 def training_log(url: str) -> list[sa.Row]:
