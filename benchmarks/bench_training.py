@@ -108,7 +108,7 @@ def _store(url: str, rows: list[dict]) -> None:
 
 def main() -> None:
     import mlflow
-    from tests.support.processes import VENV_BIN, free_port, running
+    from tests.support import servers
 
     from forestops.datasource.dataset import split_holdout
     from forestops.training import candidates, data, evaluation, steps
@@ -130,24 +130,9 @@ def main() -> None:
         folder = Path(tmp)
         db_url = f"sqlite:///{folder / 'covertype.db'}"
         _store(db_url, collected)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        argv = [
-            str(VENV_BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--serve-artifacts",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ]
-        with running("mlflow server", argv, folder / "mlflow.log", f"{url}/health", timeout=240):
+        backend = f"sqlite:///{folder / 'mlflow.db'}"
+        with servers.mlflow_server(folder, backend, folder / "artifacts", timeout=240) as mlflow_server:
+            url = mlflow_server.url
             overrides = {"home": folder / "home", "database_url": db_url, "mlflow_tracking_uri": url}
             if search_seconds:
                 overrides["search_seconds"] = float(search_seconds)

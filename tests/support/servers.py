@@ -75,12 +75,22 @@ class MlflowServer:
 
 @contextlib.contextmanager
 def mlflow_server(
-    log_dir: Path, backend_store_uri: str, s3: S3Endpoint, prefix: str = "artifacts"
+    log_dir: Path,
+    backend_store_uri: str,
+    artifacts: S3Endpoint | Path,
+    prefix: str = "artifacts",
+    timeout: float = 180,
 ) -> Iterator[MlflowServer]:
-    """``mlflow server`` with a MySQL backend and proxied artefacts in S3."""
+    """``mlflow server`` with proxied artefacts, in S3 (as deployed) or in a local folder.
+
+    ``prefix`` is the key prefix inside the S3 bucket; a folder is used as it is.
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    destination = f"s3://{s3.bucket}/{prefix}"
+    if isinstance(artifacts, S3Endpoint):
+        destination, env = f"s3://{artifacts.bucket}/{prefix}", artifacts.env()
+    else:
+        destination, env = str(artifacts), None
     argv = [
         str(VENV_BIN / "mlflow"),
         "server",
@@ -97,7 +107,7 @@ def mlflow_server(
         "1",
     ]
     log_path = log_dir / "mlflow.log"
-    with running("mlflow server", argv, log_path, f"{url}/health", env=s3.env(), timeout=180):
+    with running("mlflow server", argv, log_path, f"{url}/health", env=env, timeout=timeout):
         yield MlflowServer(
             url=url, backend_store_uri=backend_store_uri, artifacts_destination=destination, log_path=log_path
         )
