@@ -131,6 +131,9 @@ def decide(
     the champion cannot change between being scored and being replaced.
     """
     with promotion_lock(engine, model_name):
+        recorded = _replay_recorded_decision(client, model_name, version)
+        if recorded is not None:
+            return recorded
         champion = current_champion(client, model_name)
         champion_score = None
         if champion is None:
@@ -168,6 +171,40 @@ def decide(
         "none" if champion_score is None else f"{champion_score:.4f}",
     )
     return Decision(version, decision, candidate_score, champion_score, champion, metric)
+
+
+def _optional_float(text: str | None) -> float | None:
+    return float(text) if text else None
+
+
+def _replay_recorded_decision(client, model_name: str, version: str) -> Decision | None:
+    """A retried promote step finds the decision its first attempt recorded and finishes it.
+
+    The tags are written before the alias moves, so a task that failed in
+    between left a decision whose alias may be missing.  The alias is set
+    only if the registry is still in the state the decision was made
+    against (the champion it replaced, or none); a newer champion that won
+    meanwhile is never displaced, and nothing is re-scored or re-tagged.
+    """
+    tags = client.get_model_version(model_name, version).tags
+    decision = tags.get(TAG_DECISION)
+    if decision not in (DECISION_CHAMPION, DECISION_CHALLENGER):
+        return None
+    champion = current_champion(client, model_name)
+    replaced = tags.get(TAG_PREVIOUS_CHAMPION) or None
+    if decision == DECISION_CHAMPION and champion != version and champion == replaced:
+        client.set_registered_model_alias(model_name, CHAMPION, version)
+    if decision == DECISION_CHALLENGER and _alias_version(client, model_name, CHALLENGER) is None:
+        client.set_registered_model_alias(model_name, CHALLENGER, version)
+    log.info("%s version %s: decision %s already recorded; replayed", model_name, version, decision)
+    return Decision(
+        version,
+        decision,
+        _optional_float(tags.get(TAG_CANDIDATE_SCORE)),
+        _optional_float(tags.get(TAG_CHAMPION_SCORE)),
+        replaced,
+        tags.get(TAG_PRIMARY_METRIC, ""),
+    )
 
 
 def _require_version(client, model_name: str, version: str) -> None:
