@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from forestops.local.supervise import installed_command
 from forestops.settings import Settings
 
 DAG_IDS = ("covertype_ingest", "covertype_train")
@@ -38,13 +37,10 @@ class AirflowError(RuntimeError):
 
 
 def airflow_executable() -> str:
-    found = Path(sys.executable).parent / "airflow"
-    if found.exists():
-        return str(found)
-    which = shutil.which("airflow")
-    if which is None:
+    command = installed_command("airflow")
+    if command is None:
         raise AirflowError("the `airflow` command is not installed: run `make install`")
-    return which
+    return command
 
 
 def dags_folder() -> Path:

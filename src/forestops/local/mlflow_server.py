@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import sys
-from pathlib import Path
 
+from forestops.local.supervise import installed_command
 from forestops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -107,13 +105,10 @@ def ensure_bucket(settings: Settings) -> None:
 
 
 def mlflow_executable() -> str:
-    found = Path(sys.executable).parent / "mlflow"
-    if found.exists():
-        return str(found)
-    which = shutil.which("mlflow")
-    if which is None:
+    command = installed_command("mlflow")
+    if command is None:
         raise MlflowConfigError("the `mlflow` command is not installed: run `make install`")
-    return which
+    return command
 
 
 def server_argv(settings: Settings, host: str, port: int, workers: int = 1) -> list[str]:

@@ -84,12 +84,7 @@ def check_ports(specs: list[services.ServiceSpec]) -> None:
 
 
 def check_dependencies(commands: set[str]) -> None:
-    missing = []
-    for name, finder in (("airflow", airflow.airflow_executable), ("mlflow", mlflow_server.mlflow_executable)):
-        try:
-            finder()
-        except (airflow.AirflowError, mlflow_server.MlflowConfigError):
-            missing.append(name)
+    missing = [name for name in ("airflow", "mlflow") if supervise.installed_command(name) is None]
     if "datasource" not in commands:
         missing.append("the `forestops datasource` command")
     if missing:

@@ -19,14 +19,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
+
+
+def installed_command(name: str) -> str | None:
+    """A console script of this environment (the venv) first, else one on PATH; None when neither has it."""
+    found = Path(sys.executable).parent / name
+    return str(found) if found.exists() else shutil.which(name)
 
 
 @dataclass
