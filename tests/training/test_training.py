@@ -156,13 +156,13 @@ def test_worse_model_stays_challenger_better_takes_champion_and_people_can_undo(
     assert client.get_model_version(settings.model_name, v2).tags["previous_champion"] == v1
 
     # A retried promote step replays the decision its first attempt recorded: no re-scoring, no new tags.
-    again = decide(v3, 0.999)
+    again = decide(v3, weak_score)
     assert again.decision == promotion.DECISION_CHALLENGER
     assert client.get_model_version(settings.model_name, v3).tags == tags
     assert client.get_model_version_by_alias(settings.model_name, "champion").version == v2
     # A first attempt that died between tagging v2 and moving the alias (champion still v1): the retry moves it.
     client.set_registered_model_alias(settings.model_name, "champion", v1)
-    replayed = decide(v2, 0.0)
+    replayed = decide(v2, strong_score)
     assert replayed.decision == promotion.DECISION_CHAMPION
     assert replayed.champion_score == pytest.approx(weak_score)
     assert client.get_model_version_by_alias(settings.model_name, "champion").version == v2

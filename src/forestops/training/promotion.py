@@ -131,7 +131,7 @@ def decide(
     the champion cannot change between being scored and being replaced.
     """
     with promotion_lock(engine, model_name):
-        recorded = _replay_recorded_decision(client, model_name, version)
+        recorded = _replay_recorded_decision(client, model_name, version, candidate_score)
         if recorded is not None:
             return recorded
         champion = current_champion(client, model_name)
@@ -177,7 +177,7 @@ def _optional_float(text: str | None) -> float | None:
     return float(text) if text else None
 
 
-def _replay_recorded_decision(client, model_name: str, version: str) -> Decision | None:
+def _replay_recorded_decision(client, model_name: str, version: str, candidate_score: float) -> Decision | None:
     """A retried promote step finds the decision its first attempt recorded and finishes it.
 
     The tags are written before the alias moves, so a task that failed in
@@ -185,10 +185,14 @@ def _replay_recorded_decision(client, model_name: str, version: str) -> Decision
     only if the registry is still in the state the decision was made
     against (the champion it replaced, or none); a newer champion that won
     meanwhile is never displaced, and nothing is re-scored or re-tagged.
+    A retry carries the same candidate score; a version whose tags hold
+    another one (copied from elsewhere, or decided by hand) is decided anew.
     """
     tags = client.get_model_version(model_name, version).tags
     decision = tags.get(TAG_DECISION)
     if decision not in (DECISION_CHAMPION, DECISION_CHALLENGER):
+        return None
+    if tags.get(TAG_CANDIDATE_SCORE) != repr(float(candidate_score)):
         return None
     champion = current_champion(client, model_name)
     replaced = tags.get(TAG_PREVIOUS_CHAMPION) or None
