@@ -86,11 +86,6 @@ class _Normaliser:
         return row
 
 
-def normalise_row(values: Any, label_base: schema.LabelBase = 0) -> dict[str, Any]:
-    """A normalised raw row plus ``row_hash``; raises ``ValueProblem`` naming the field."""
-    return _Normaliser(label_base)(values)
-
-
 def check_rows(rows: list[Any], label_base: schema.LabelBase = 0) -> CheckedRows:
     checked = CheckedRows()
     normalise = _Normaliser(label_base)

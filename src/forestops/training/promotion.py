@@ -61,10 +61,6 @@ class Decision:
     previous_champion: str | None
     metric: str
 
-    @property
-    def became_champion(self) -> bool:
-        return self.decision in (DECISION_CHAMPION, DECISION_MANUAL, DECISION_RESTORED)
-
 
 @contextlib.contextmanager
 def promotion_lock(engine: sa.Engine, model_name: str, timeout: int = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
