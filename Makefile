@@ -61,9 +61,9 @@ status: ## Show each local-stack service: pid, health, URL, log
 	@$(BIN)/forestops stack status
 
 # -- Docker Compose deployment (needs only Docker; python3 is optional) ------------------
-# VM=1 adds docker-compose.vm.yml: MySQL and MinIO then answer on localhost only.
+# MySQL, MinIO, MLflow and the data API answer on 127.0.0.1 only (FORESTOPS_BIND_INTERNAL in .env).
 # CELERY=1 adds docker-compose.celery.yml (Celery executor; WORKERS=N airflow-worker containers).
-COMPOSE_FILES := -f docker-compose.yml $(if $(VM),-f docker-compose.vm.yml) $(if $(CELERY),-f docker-compose.celery.yml)
+COMPOSE_FILES := -f docker-compose.yml $(if $(CELERY),-f docker-compose.celery.yml)
 COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose) $(COMPOSE_FILES)
 ENV_IMAGE := python:3.11.14-slim-bookworm
 
@@ -75,14 +75,14 @@ ENV_IMAGE := python:3.11.14-slim-bookworm
 			python src/forestops/deploy/envfile.py .env.example .env; \
 	fi
 
-up: .env ## Build and start the compose stack in the background (VM=1: databases on localhost only; CELERY=1 WORKERS=N)
+up: .env ## Build and start the compose stack in the background (CELERY=1 WORKERS=N for Celery workers)
 	@mkdir -p data
 	$(COMPOSE) up -d --build $(if $(and $(CELERY),$(WORKERS)),--scale airflow-worker=$(WORKERS))
 	@echo "Starting; \`make ps-docker\` shows health. Airflow http://localhost:8080  MLflow http://localhost:5000"
 	@echo "UI http://localhost:8501  inference http://localhost:8000/docs  data API http://localhost:8090/docs  MinIO http://localhost:9001"
 
-down-docker: ## Stop the compose stack (data stays in its volumes)
-	$(COMPOSE) down
+down-docker: ## Stop the compose stack (data stays in its volumes; CELERY=1 if it was started so)
+	$(COMPOSE) down --remove-orphans
 
 ps-docker: ## Compose services and their health
 	$(COMPOSE) ps --all

@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 COMPOSE_FILE = REPO / "docker-compose.yml"
-VM_OVERRIDE = REPO / "docker-compose.vm.yml"
 CELERY_OVERRIDE = REPO / "docker-compose.celery.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKER_DIR = REPO / "docker"

@@ -40,8 +40,13 @@ def services(model: dict) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="session")
-def vm_model(env_file: Path) -> dict:
-    return compose.load_model(env_file, files=(compose.COMPOSE_FILE, compose.VM_OVERRIDE))
+def opened_model(env_file: Path, deploy_dir: Path) -> dict:
+    """The same deployment with the documented opt-in: FORESTOPS_BIND_INTERNAL=0.0.0.0 in .env."""
+    opened = deploy_dir / "opened.env"
+    text = env_file.read_text()
+    assert "\nFORESTOPS_BIND_INTERNAL=127.0.0.1\n" in text, "the .env switch is missing from .env.example"
+    opened.write_text(text.replace("\nFORESTOPS_BIND_INTERNAL=127.0.0.1\n", "\nFORESTOPS_BIND_INTERNAL=0.0.0.0\n"))
+    return compose.load_model(opened)
 
 
 @pytest.fixture(scope="session")

@@ -52,8 +52,7 @@ def contract_ports() -> dict[str, set[tuple[int, int]]]:
 
 
 def test_compose_files_validate_against_the_compose_schema(env_file) -> None:
-    overrides = (compose.VM_OVERRIDE, compose.CELERY_OVERRIDE)
-    for files in ((compose.COMPOSE_FILE,), *((compose.COMPOSE_FILE, override) for override in overrides)):
+    for files in ((compose.COMPOSE_FILE,), (compose.COMPOSE_FILE, compose.CELERY_OVERRIDE)):
         result = compose.run_compose(env_file, "config", "--quiet", files=files)
         assert result.returncode == 0, result.stderr
         assert "variable is not set" not in result.stderr, result.stderr
@@ -179,19 +178,43 @@ def test_published_ports_match_the_contract(services) -> None:
     assert published == contract_ports()
 
 
-def test_vm_override_binds_databases_and_minio_to_localhost_only(services, vm_model) -> None:
-    for name, service in vm_model["services"].items():
-        for port in compose.published_ports(service):
-            if name in {"mysql", "minio"}:
-                assert port.host_ip == "127.0.0.1", (name, port)
-            else:
-                assert port.host_ip in {"", "0.0.0.0"}, (name, port)
-    # the override changes nothing else
-    for name in services:
-        base, vm = dict(services[name]), dict(vm_model["services"][name])
-        base.pop("ports", None)
-        vm.pop("ports", None)
-        assert base == vm, name
+# Reached by people from other machines: the inference API, the UI and Airflow (behind its login).
+PUBLIC = {"inference", "ui", "airflow-apiserver"}
+
+
+def _bindings(model: dict) -> dict[str, set[str]]:
+    return {
+        name: {port.host_ip for port in compose.published_ports(service)}
+        for name, service in model["services"].items()
+        if service.get("ports")
+    }
+
+
+def test_every_published_port_binds_localhost_unless_it_is_public(model) -> None:
+    """Safe by default: a service that publishes a port and is not in PUBLIC answers on 127.0.0.1 only
+    (Docker's port rules bypass the host firewall, so an all-interfaces binding is reachable from the network)."""
+    bindings = _bindings(model)
+    assert {"mysql", "minio", "mlflow", "datasource"} <= set(bindings) - PUBLIC
+    for name, host_ips in bindings.items():
+        expected = {"", "0.0.0.0"} if name in PUBLIC else {"127.0.0.1"}
+        assert host_ips <= expected and host_ips, f"{name} publishes on {host_ips}, expected one of {expected}"
+    assert "ports" not in model["services"]["postgres"], "Airflow's database stays inside the compose network"
+
+
+def test_celery_override_publishes_nothing_more(model, celery_model) -> None:
+    assert _bindings(celery_model) == _bindings(model)
+
+
+def test_one_env_switch_opens_the_internal_ports_and_changes_nothing_else(model, opened_model) -> None:
+    bindings = _bindings(opened_model)
+    for name, host_ips in bindings.items():
+        assert host_ips <= {"", "0.0.0.0"}, (name, host_ips)
+    for name, service in model["services"].items():
+        base, opened = dict(service), dict(opened_model["services"][name])
+        base_ports, opened_ports = base.pop("ports", []), opened.pop("ports", [])
+        assert base == opened, name
+        strip = [{k: v for k, v in p.items() if k != "host_ip"} for p in base_ports]
+        assert strip == [{k: v for k, v in p.items() if k != "host_ip"} for p in opened_ports], name
 
 
 def test_services_listen_where_they_are_published(services) -> None:

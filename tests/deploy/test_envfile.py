@@ -98,7 +98,7 @@ def test_standalone_script_runs_without_the_package(tmp_path) -> None:
 
 def test_every_variable_the_compose_files_use_is_documented_in_the_example() -> None:
     documented = set(parse_env(compose.ENV_EXAMPLE.read_text()))
-    for path in (compose.COMPOSE_FILE, compose.VM_OVERRIDE, compose.CELERY_OVERRIDE):
+    for path in (compose.COMPOSE_FILE, compose.CELERY_OVERRIDE):
         # ${NAME}, ${NAME:-default}, ${NAME:?message}; $${NAME} is an escaped shell variable
         used = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", path.read_text()))
         assert used - documented == set(), f"{path.name} uses variables .env.example does not list"
