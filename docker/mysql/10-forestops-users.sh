@@ -19,6 +19,10 @@ app_user="${MYSQL_APP_USER:-forestops}"
 reader_user="${MYSQL_READER_USER:-forestops_reader}"
 mlflow_user="${MYSQL_MLFLOW_USER:-mlflow}"
 
+# Tables the application may UPDATE/DELETE: every table but alias_history
+# (forestops.storage.provision.mutable_tables; a test keeps the two equal).
+mutable_tables="alembic_version fetch_log raw_rows rejected_rows shadow_tallies training_log"
+
 for name in "$raw_db" "$mlflow_db" "$app_user" "$reader_user" "$mlflow_user"; do
     [[ "$name" =~ ^[A-Za-z0-9_]+$ ]] || { echo "refusing unsafe database or user name: $name" >&2; exit 1; }
 done
@@ -43,9 +47,13 @@ CREATE DATABASE IF NOT EXISTS \`${raw_db}\` CHARACTER SET utf8mb4 COLLATE utf8mb
 CREATE DATABASE IF NOT EXISTS \`${mlflow_db}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 
 -- The application (ingestion, training, db-init): owns the raw data schema.
+-- UPDATE and DELETE only table by table: alias_history stays append-only.
 CREATE USER IF NOT EXISTS '${app_user}'@'%' IDENTIFIED BY $(literal "$MYSQL_APP_PASSWORD");
-GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX, REFERENCES
+GRANT SELECT, INSERT, CREATE, ALTER, DROP, INDEX, REFERENCES
     ON \`${raw_db}\`.* TO '${app_user}'@'%';
+$(for table in $mutable_tables; do
+    echo "GRANT UPDATE, DELETE, CREATE ON \`${raw_db}\`.\`${table}\` TO '${app_user}'@'%';"
+done)
 
 -- The Streamlit UI: reads collection progress, changes nothing.
 CREATE USER IF NOT EXISTS '${reader_user}'@'%' IDENTIFIED BY $(literal "$MYSQL_READER_PASSWORD");

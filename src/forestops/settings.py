@@ -99,6 +99,16 @@ class Settings(BaseSettings):
     )
     stack_health_timeout: float = Field(240.0, gt=0, description="Seconds each local-stack service has to answer.")
 
+    # -- `forestops check` (a running deployment, end to end) ------------------
+    ui_url: str | None = Field(None, description="Where the Streamlit UI answers (unset: 127.0.0.1 and ui_port).")
+    mlflow_backend_store_uri: SecretStr | None = Field(
+        None, description="MLflow's database URL as MLflow's own user: schema revision and grants (unset: local stack's)."
+    )
+    reader_database_url: SecretStr | None = Field(
+        None, description="The UI's read-only database URL, whose grants `forestops check` verifies."
+    )
+    check_ingest_timeout: float = Field(180.0, gt=0, description="Seconds `forestops check` waits for its ingest run.")
+
     @field_validator("label_base", mode="before")
     @classmethod
     def _label_base_from_text(cls, value):

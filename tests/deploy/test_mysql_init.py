@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from forestops.storage.db import ensure_schema, make_engine
-from forestops.storage.provision import APP_GRANTS
+from forestops.storage.provision import APP_GRANTS, mutable_tables
 from tests.deploy import compose
 from tests.support import mysql
 
@@ -33,6 +33,8 @@ def test_script_grants_what_the_application_declares() -> None:
     assert grant, "no GRANT for the app user in the init script"
     granted = {word.strip() for word in grant.group(1).split(",")}
     assert granted == set(APP_GRANTS)
+    tables = re.search(r'^mutable_tables="([a-z_ ]+)"$', SCRIPT.read_text(), re.MULTILINE)
+    assert tables and set(tables.group(1).split()) == set(mutable_tables())
 
 
 @pytest.fixture
@@ -109,9 +111,20 @@ def test_each_user_can_do_its_job_and_no_more(provisioned) -> None:
         revision = ensure_schema(engine)
         assert revision
         tables = set(sa.inspect(engine).get_table_names())
-        assert {"raw_rows", "fetch_log"} <= tables
+        assert {"raw_rows", "fetch_log", "alias_history"} <= tables
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE fetch_log SET status = 'x' WHERE id < 0"))
+            connection.execute(
+                sa.text(
+                    "INSERT INTO alias_history (changed_at, model_name, alias, action, actor) "
+                    "VALUES (NOW(), 'm', 'champion', 'manual', 'test')"
+                )
+            )
     finally:
         engine.dispose()
+    # the promotion history is append-only, even for the application
+    assert _fails(app, "UPDATE alias_history SET actor = 'someone else'")
+    assert _fails(app, "DELETE FROM alias_history")
 
     # the reader reads and nothing else
     reader_engine = sa.create_engine(reader)

@@ -16,27 +16,32 @@ from dataclasses import dataclass
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from forestops.errors import ConfigurationError
 from forestops.storage.db import ensure_schema, make_engine
 
 log = logging.getLogger(__name__)
 
-# DML for ingestion and training, DDL so the user owns its migrations
-# (REFERENCES for the foreign keys, DELETE for Alembic's version table).
+# Database-wide: read and append for ingestion and training, DDL so the
+# user owns its migrations (REFERENCES for the foreign keys).  UPDATE and
+# DELETE are granted table by table (``MUTABLE_GRANTS``), because MySQL
+# cannot take a database-wide grant back for one table, and the promotion
+# history must stay append-only even for the application itself.
 APP_GRANTS: tuple[str, ...] = (
     "SELECT",
     "INSERT",
-    "UPDATE",
-    "DELETE",
     "CREATE",
     "ALTER",
     "DROP",
     "INDEX",
     "REFERENCES",
 )
+# Per table (CREATE lets MySQL accept the grant before the table exists).
+MUTABLE_GRANTS: tuple[str, ...] = ("UPDATE", "DELETE", "CREATE")
+APPEND_ONLY_TABLES: frozenset[str] = frozenset({"alias_history"})
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
-class ProvisioningError(RuntimeError):
+class ProvisioningError(ConfigurationError):
     """The database or user cannot be created as asked; the message says why."""
 
 
@@ -57,6 +62,20 @@ def _identifier(kind: str, value: str | None) -> str:
 
 def grant_statement(database: str, user: str, host: str = "%") -> str:
     return f"GRANT {', '.join(APP_GRANTS)} ON `{database}`.* TO '{user}'@'{host}'"
+
+
+def mutable_tables() -> list[str]:
+    """Every table of the schema the application may update or delete from (all but the append-only ones)."""
+    from forestops.storage.tables import metadata
+
+    return [*sorted(set(metadata.tables) - APPEND_ONLY_TABLES), "alembic_version"]
+
+
+def table_grant_statements(database: str, user: str, host: str = "%") -> list[str]:
+    return [
+        f"GRANT {', '.join(MUTABLE_GRANTS)} ON `{database}`.`{table}` TO '{user}'@'{host}'"
+        for table in mutable_tables()
+    ]
 
 
 def provision_mysql(admin_url: str, app_url: str, user_host: str = "%") -> Provisioned:
@@ -91,6 +110,11 @@ def provision_mysql(admin_url: str, app_url: str, user_host: str = "%") -> Provi
                 text(f"ALTER USER '{user}'@'{user_host}' IDENTIFIED BY :password"), {"password": app.password}
             )
             connection.execute(text(grant_statement(database, user, user_host)))
+            # An account provisioned before the table-level grants loses its
+            # database-wide UPDATE/DELETE (a no-op for a new account).
+            connection.execute(text(f"REVOKE UPDATE, DELETE ON `{database}`.* FROM '{user}'@'{user_host}'"))
+            for statement in table_grant_statements(database, user, user_host):
+                connection.execute(text(statement))
     finally:
         engine.dispose()
     log.info("database %s and user %s@%s ready; migrating as %s", database, user, user_host, user)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     SmallInteger,
@@ -96,3 +97,45 @@ training_log = Table(
     Column("detail", Text, nullable=True),
     Column("run_id", String(250), nullable=True, comment="Airflow run id"),
 )
+
+# Every move of a registry alias (automatic promotion, shadow decisions,
+# manual promote, rollback), one row each and never changed afterwards: the
+# application's MySQL user may only INSERT and SELECT here (see
+# ``forestops.storage.provision``), and SQLite refuses UPDATE/DELETE by trigger.
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("changed_at", DateTime(timezone=False), nullable=False, comment="UTC"),
+    Column("model_name", String(256), nullable=False, index=True),
+    Column("alias", String(64), nullable=False, comment="champion | challenger"),
+    Column("action", String(32), nullable=False, comment="promoted | challenger | shadow_* | manual | rollback"),
+    Column("from_version", String(16), nullable=True, comment="who held the alias before (none: nobody)"),
+    Column("to_version", String(16), nullable=True, comment="who holds it after (none: alias removed)"),
+    Column("actor", String(250), nullable=False, comment="Airflow run id, cli:<user> or ui:<user>"),
+    Column("policy", String(16), nullable=True, comment="immediate | shadow"),
+    Column("candidate_score", Float, nullable=True),
+    Column("champion_score", Float, nullable=True),
+    Column("reason", Text, nullable=True, comment="why, with the figures the decision used"),
+)
+
+# What inference workers measured while shadow-scoring the challenger:
+# each worker appends its counts every few seconds, the promotion decision
+# sums them per challenger version.
+shadow_tallies = Table(
+    "shadow_tallies",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("flushed_at", DateTime(timezone=False), nullable=False, comment="UTC"),
+    Column("model_name", String(256), nullable=False),
+    Column("champion_version", String(16), nullable=False),
+    Column("challenger_version", String(16), nullable=False),
+    Column("worker", String(128), nullable=False, comment="host:pid of the inference worker"),
+    Column("requests", Integer, nullable=False, comment="shadowed requests in this flush"),
+    Column("rows", Integer, nullable=False),
+    Column("rows_agreeing", Integer, nullable=False),
+    Column("latency_seconds_sum", Float, nullable=False, comment="challenger scoring time"),
+    Column("latency_seconds_max", Float, nullable=False),
+    Column("failures", Integer, nullable=False, comment="challenger errors (counted as disagreement)"),
+)
+Index("ix_shadow_tallies_challenger", shadow_tallies.c.model_name, shadow_tallies.c.challenger_version)
