@@ -1,0 +1,1 @@
+"""Operations on a running deployment (``forestops check``)."""
