@@ -53,6 +53,22 @@ def gen_env(
     raise typer.Exit(envfile_main([str(example), str(target)]))
 
 
+@app.command()
+def check() -> None:
+    """Verify a running deployment end to end: one line per check, with the fix when one fails (exit 1)."""
+    settings = _settings()
+    from forestops.ops.check import ChecksFailed, run_checks, summary, target_from_settings
+
+    results = run_checks(target_from_settings(settings))
+    for result in results:
+        typer.echo(result.line())
+    try:
+        typer.echo(summary(results))
+    except ChecksFailed as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(int(error.exit_code)) from None
+
+
 @app.command("ingest-once")
 def ingest_once(
     run_id: str = typer.Option(None, help="Idempotency key: a second call with the same id fetches nothing."),
