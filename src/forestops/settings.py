@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from forestops.redaction import is_secret_name, redact
+
 ENV_PREFIX = "FORESTOPS_"
 
 
@@ -99,16 +101,6 @@ class Settings(BaseSettings):
     )
     stack_health_timeout: float = Field(240.0, gt=0, description="Seconds each local-stack service has to answer.")
 
-    # -- `forestops check` (a running deployment, end to end) ------------------
-    ui_url: str | None = Field(None, description="Where the Streamlit UI answers (unset: 127.0.0.1 and ui_port).")
-    mlflow_backend_store_uri: SecretStr | None = Field(
-        None, description="MLflow's database URL as MLflow's own user: schema revision and grants (unset: local stack's)."
-    )
-    reader_database_url: SecretStr | None = Field(
-        None, description="The UI's read-only database URL, whose grants `forestops check` verifies."
-    )
-    check_ingest_timeout: float = Field(180.0, gt=0, description="Seconds `forestops check` waits for its ingest run.")
-
     @field_validator("label_base", mode="before")
     @classmethod
     def _label_base_from_text(cls, value):
@@ -158,12 +150,40 @@ class SettingsError(RuntimeError):
     """Configuration that cannot work; the message names each variable."""
 
 
+def _secret_field(name: str) -> bool:
+    """A field whose value is never shown: a ``SecretStr`` or a secret-looking name."""
+    field = Settings.model_fields.get(name)
+    annotation = repr(field.annotation) if field is not None else ""
+    return "Secret" in annotation or is_secret_name(name)
+
+
+def _shown_input(field: str, value: object) -> str:
+    """The offending value as a message may show it: masked when secret, cut when long."""
+    if _secret_field(field):
+        return " (value hidden: secret)"
+    if field.endswith(("_url", "_uri")) and (not isinstance(value, str) or "://" not in value):
+        # Not a URL, so its password cannot be found to mask: it may be anywhere in the text.
+        return " (value hidden: may hold credentials)"
+    shown = redact(repr(value))
+    if len(shown) > 120:
+        shown = shown[:117] + "..."
+    return f" (got {shown})"
+
+
 def describe_validation_error(error: ValidationError) -> str:
+    """Name each variable and the rule it breaks; show a value only when it is not secret.
+
+    A model-level error (a rule across several settings) has every input as
+    its ``input``: that is never shown, since it holds the passwords too.
+    """
     lines = []
     for problem in error.errors():
         field = ".".join(str(p) for p in problem["loc"])
         variable = ENV_PREFIX + field.upper() if field else "configuration"
-        lines.append(f"{variable}: {problem['msg']} (got {problem.get('input')!r})")
+        value = problem.get("input")
+        shown = _shown_input(field, value) if field and not isinstance(value, dict) else ""
+        # pydantic's messages state the rule, never the input (our validators keep to that too).
+        lines.append(f"{variable}: {problem['msg']}{shown}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 

@@ -19,6 +19,7 @@ import httpx
 import orjson
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from forestops.redaction import redact
 from forestops.schema import parse_int
 from forestops.settings import Settings
 
@@ -130,6 +131,8 @@ class DataApiClient:
 
     def __init__(self, settings: Settings) -> None:
         self.base_url = settings.datasource_url
+        # What messages and logs show: the URL with any user:password masked.
+        self.shown_url = redact(self.base_url)
         self.group_number = settings.group_number
         self.retries = settings.http_retries
         self.backoff = settings.http_backoff_seconds
@@ -152,7 +155,7 @@ class DataApiClient:
             retry=retry_if_exception(_transient),
             before_sleep=lambda state: log.warning(
                 "data API %s%s failed (attempt %d): %s; retrying",
-                self.base_url,
+                self.shown_url,
                 path,
                 state.attempt_number,
                 describe_transport_error(state.outcome.exception()),
@@ -169,14 +172,14 @@ class DataApiClient:
         except RetryError as error:
             last = error.last_attempt.exception()
             raise DataApiUnavailable(
-                f"data API {self.base_url}{path} failed {self.retries + 1} time(s); last: "
+                f"data API {self.shown_url}{path} failed {self.retries + 1} time(s); last: "
                 f"{describe_transport_error(last)}"
             ) from last
         raise AssertionError("unreachable")
 
     def _configuration_error(self, response: httpx.Response) -> DataApiConfigurationError:
         return DataApiConfigurationError(
-            f"the data API at {self.base_url} refused group {self.group_number} "
+            f"the data API at {self.shown_url} refused group {self.group_number} "
             f"(HTTP {response.status_code}: {_detail(response)}); check FORESTOPS_GROUP_NUMBER and "
             "FORESTOPS_DATASOURCE_URL"
         )
