@@ -155,3 +155,61 @@ def test_script_refuses_to_run_without_passwords() -> None:
     result = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode != 0
     assert "MYSQL_APP_PASSWORD is not set" in result.stderr
+
+
+@pytest.mark.integration
+def test_forestops_check_finds_exactly_the_grants_the_script_gives_and_names_a_drift(
+    provisioned, mysql_server_url
+) -> None:
+    """`forestops check`'s grants check against the accounts the compose init script made (after the app's
+    migrations): every account passes; one extra privilege fails the check with the privilege named and a fix."""
+    from forestops.ops import check
+
+    app, reader, mlflow_url = (
+        provisioned[k].render_as_string(hide_password=False) for k in ("app", "reader", "mlflow")
+    )
+    engine = make_engine(app)
+    try:
+        ensure_schema(engine)
+    finally:
+        engine.dispose()
+    users = (
+        check.DatabaseUser(
+            "application",
+            app,
+            check.expected_application_grants(provisioned["app"].database, provisioned["app"].username),
+        ),
+        check.DatabaseUser("reader", reader, {f"{provisioned['reader'].database}.*": check.READER_PRIVILEGES}),
+        check.DatabaseUser("mlflow", mlflow_url, {f"{provisioned['mlflow'].database}.*": check.MLFLOW_PRIVILEGES}),
+    )
+    target = check.Target(
+        datasource_url="http://unused",
+        mlflow_url="http://unused",
+        airflow_url="http://unused",
+        airflow_username="admin",
+        airflow_password=None,
+        inference_url="http://unused",
+        ui_url="http://unused",
+        raw_database_url=app,
+        mlflow_backend_uri=None,
+        database_users=users,
+    )
+    results = check.check_grants(target)
+    assert [r.outcome for r in results] == [check.Outcome.OK] * 3, [r.line() for r in results]
+
+    root = sa.create_engine(mysql_server_url)
+    try:
+        with root.begin() as connection:
+            connection.execute(
+                sa.text(
+                    f"GRANT DELETE ON `{provisioned['reader'].database}`.* TO '{provisioned['reader'].username}'@'%'"
+                )
+            )
+    finally:
+        root.dispose()
+    results = {r.name: r for r in check.check_grants(target)}
+    drifted = results["grants reader"]
+    assert drifted.outcome is check.Outcome.FAIL
+    assert f"extra DELETE on {provisioned['reader'].database}.*" in drifted.detail
+    assert "fix: " in drifted.line() and "REVOKE" in drifted.fix
+    assert results["grants application"].outcome is check.Outcome.OK
