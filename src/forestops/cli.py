@@ -3,18 +3,43 @@
 Each command only parses options and hands over to the package, importing
 lazily so that ``forestops --help`` stays fast and a service does not pay
 for the libraries of the others.
+
+This is the one edge where errors become exit codes: a
+:class:`~forestops.errors.ForestopsError` raised anywhere below a command is
+printed (in red, on stderr, without a traceback) and the process exits with
+the error's ``exit_code``; any other exception is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from forestops.settings import SettingsError, load_settings
+from forestops.errors import ForestopsError
+from forestops.settings import Settings, load_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Forest Cover Type MLOps stack.")
+
+def report_error(error: ForestopsError) -> int:
+    """Print ``error`` for a person and return the exit code it stands for."""
+    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    return int(error.exit_code)
+
+
+class _Forestops(typer.Typer):
+    """Typer whose entry point turns a ForestopsError into its message and exit code."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ForestopsError as error:
+            sys.exit(report_error(error))
+
+
+app = _Forestops(no_args_is_help=True, add_completion=False, help="Forest Cover Type MLOps stack.")
 
 
 @app.callback()
@@ -22,12 +47,9 @@ def main() -> None:
     """Forest Cover Type MLOps stack: one subcommand per service or operation."""
 
 
-def _settings(**overrides):
-    try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except SettingsError as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment with the options given on the command line."""
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
 @app.command()
@@ -75,18 +97,14 @@ def ingest_once(
 ) -> None:
     """Fetch one portion from the data API and store it (what each ingest DAG run does)."""
     import json
-    import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from forestops.logs import setup_logging
+
+    setup_logging()
     settings = _settings()
-    from forestops.ingest.client import DataApiConfigurationError
     from forestops.ingest.pipeline import ingest_once as run_ingest_once
 
-    try:
-        outcome = run_ingest_once(settings, run_id=run_id)
-    except DataApiConfigurationError as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    outcome = run_ingest_once(settings, run_id=run_id)
     typer.echo(json.dumps(outcome.as_dict()))
     raise typer.Exit(1 if outcome.status == "error" else 0)
 
@@ -98,14 +116,10 @@ def db_init(
 ) -> None:
     """Create the covertype database and its application user (MySQL), then migrate the schema as that user."""
     settings = _settings()
-    from forestops.storage.provision import ProvisioningError, initialise
+    from forestops.storage.provision import initialise
 
     admin = admin_url or (settings.db_admin_url.get_secret_value() if settings.db_admin_url else None)
-    try:
-        result = initialise(settings.raw_database_url, admin, user_host)
-    except ProvisioningError as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    result = initialise(settings.raw_database_url, admin, user_host)
     if isinstance(result, str):
         typer.echo(f"schema at revision {result} ({settings.raw_database_url})")
     else:
@@ -147,17 +161,13 @@ def mlflow_server_command(
     workers: int = typer.Option(1, help="Server worker processes."),
 ) -> None:
     """Run `mlflow server`: SQLite + local artefacts, or MySQL + S3 when FORESTOPS_MYSQL_URL / S3 are set."""
-    import logging
+    from forestops.logs import setup_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     settings = _settings(mlflow_port=port)
-    from forestops.local.mlflow_server import MlflowConfigError, serve
+    from forestops.local.mlflow_server import serve
 
-    try:
-        serve(settings, host=host, port=settings.mlflow_port, workers=workers)
-    except MlflowConfigError as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    serve(settings, host=host, port=settings.mlflow_port, workers=workers)
 
 
 @app.command()

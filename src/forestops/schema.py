@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from forestops.errors import DataError
+
 LabelBase = Literal[0, 1]
 
 
@@ -182,7 +184,7 @@ _SOIL_ALIASES: dict[str, str] = {
 }
 
 
-class ValueProblem(ValueError):
+class ValueProblem(DataError, ValueError):
     """A value that does not fit its column; the message names both."""
 
     def __init__(self, column: str, value: Any, allowed: str) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from forestops.errors import ConfigurationError, DataError
 from forestops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,15 +39,15 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
-class InvalidGroup(ValueError):
+class InvalidGroup(ConfigurationError, ValueError):
     """A group number outside 1..group_count (a client mistake: HTTP 400)."""
 
 
-class AllBatchesServed(RuntimeError):
+class AllBatchesServed(DataError):
     """The group's last batch window is over (HTTP 400, as the course's API answers)."""
 
 
-class StateError(RuntimeError):
+class StateError(ConfigurationError):
     """A state file or directory that cannot be used; the message says which and what to do."""
 
 

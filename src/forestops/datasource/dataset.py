@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from forestops import schema
+from forestops.errors import ConfigurationError
 from forestops.settings import Settings
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ Row = TypeVar("Row")
 Normalised = tuple[int | str, ...]
 
 
-class DataSetError(ValueError):
+class DataSetError(ConfigurationError, ValueError):
     """The data set cannot be served; the message says where and why."""
 
     def __init__(self, path: Path | str, problem: str, *, line: int | None = None, column: str | None = None) -> None:

@@ -19,6 +19,7 @@ import httpx
 import orjson
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from forestops.errors import ConfigurationError, ServiceUnavailable
 from forestops.redaction import redact
 from forestops.schema import parse_int
 from forestops.settings import Settings
@@ -38,11 +39,11 @@ _INVALID_GROUP = re.compile(
 )
 
 
-class DataApiConfigurationError(ValueError):
+class DataApiConfigurationError(ConfigurationError, ValueError):
     """The data API refuses our request itself: wrong group or wrong URL."""
 
 
-class DataApiUnavailable(RuntimeError):
+class DataApiUnavailable(ServiceUnavailable):
     """The data API did not answer usefully within the allowed retries."""
 
 

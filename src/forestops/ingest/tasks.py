@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from forestops.errors import ForestopsError
 from forestops.ingest.pipeline import ingest_once
 from forestops.settings import load_settings
 
 log = logging.getLogger(__name__)
 
 
-class IngestFailed(RuntimeError):
+class IngestFailed(ForestopsError):
     """The data API could not be read; raised so Airflow retries the task with backoff."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from forestops.errors import ForestopsError
 from forestops.local.supervise import installed_command
 from forestops.settings import Settings
 
@@ -32,7 +33,7 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 ADMIN_USER = "admin"
 
 
-class AirflowError(RuntimeError):
+class AirflowError(ForestopsError):
     """Airflow could not be prepared or driven; the message says what to do."""
 
 

@@ -4,38 +4,25 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 
 import typer
 
 from forestops.local import demo, stack
-from forestops.settings import SettingsError, load_settings
-
-
-def _load():
-    try:
-        return load_settings()
-    except SettingsError as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        return None
+from forestops.logs import setup_logging
+from forestops.settings import load_settings
 
 
 def run_up(use_demo: bool) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    setup_logging(short=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if use_demo:
         applied = demo.demo_environment()
         os.environ.update(applied)
-    settings = _load()
-    if settings is None:
-        return 2
+    settings = load_settings()
     typer.echo(f"starting the local stack under {settings.home.resolve()} (logs in {settings.home.resolve()}/logs)")
     try:
         result = stack.up(settings)
-    except stack.StackError as error:
-        typer.secho(f"stack up failed: {error}", fg=typer.colors.RED, err=True)
-        return 1
     except KeyboardInterrupt:
         typer.secho("interrupted: stopped what was started", fg=typer.colors.YELLOW, err=True)
         return 130
@@ -56,14 +43,7 @@ def run_up(use_demo: bool) -> int:
 
 
 def run_down() -> int:
-    settings = _load()
-    if settings is None:
-        return 2
-    try:
-        stopped, forced = stack.down(settings)
-    except stack.StackError as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        return 1
+    stopped, forced = stack.down(load_settings())
     if not stopped:
         typer.echo("the local stack was not running")
     else:
@@ -74,10 +54,7 @@ def run_down() -> int:
 
 
 def run_status() -> int:
-    settings = _load()
-    if settings is None:
-        return 2
-    state, rows = stack.status(settings)
+    state, rows = stack.status(load_settings())
     if not rows:
         typer.echo("the local stack is not running (start it with `make demo`)")
         return 0

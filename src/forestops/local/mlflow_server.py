@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import os
 
+from forestops.errors import ConfigurationError
 from forestops.local.supervise import installed_command
 from forestops.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class MlflowConfigError(RuntimeError):
+class MlflowConfigError(ConfigurationError):
     """The MLflow server cannot start with these settings; the message says what to set."""
 
 

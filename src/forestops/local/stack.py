@@ -21,13 +21,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forestops.errors import ForestopsError
 from forestops.local import airflow, mlflow_server, services, supervise
 from forestops.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class StackError(RuntimeError):
+class StackError(ForestopsError):
     """The stack cannot start or stop cleanly; the message says what to do."""
 
 

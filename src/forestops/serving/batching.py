@@ -26,13 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
+from forestops.errors import ServiceUnavailable
 from forestops.serving.champion import ChampionHolder, ServedModel
 from forestops.serving.frames import Columns, extend, frame_from_columns
 
 log = logging.getLogger(__name__)
 
 
-class NoChampion(RuntimeError):
+class NoChampion(ServiceUnavailable):
     """No model is loaded yet."""
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from forestops import schema
+from forestops.errors import DataError
 from forestops.serving.frames import frame_from_columns
 from forestops.settings import Settings
 
@@ -34,7 +35,7 @@ NO_CHAMPION_MESSAGE = (
 )
 
 
-class UnusableModel(RuntimeError):
+class UnusableModel(DataError):
     """A registered version that cannot serve: wrong flavour, no predict_proba, bad classes."""
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
+from forestops.logs import setup_logging
 from forestops.settings import Settings
 
 # The watcher asks the registry again at the next poll, so MLflow's client
@@ -18,7 +18,7 @@ def serve(settings: Settings) -> int:
 
     for variable, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(variable, value)  # inherited by the workers
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     # Workers are separate processes that build their own app (and read the
     # same FORESTOPS_* environment) through the factory.
     uvicorn.run(

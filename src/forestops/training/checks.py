@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from forestops import schema
+from forestops.errors import DataError
 from forestops.training.data import EVALUATION, SPLIT_COLUMN, TRAINING
 
 # A class with fewer training rows than this is reported (not failed): the
@@ -55,7 +56,7 @@ class DataReport:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-class DataCheckFailed(RuntimeError):
+class DataCheckFailed(DataError):
     """Raised with the whole report, so the task log says what was wrong."""
 
     def __init__(self, report: DataReport) -> None:

@@ -1,41 +1,23 @@
 """What the ``train``, ``promote`` and ``rollback`` commands do, with exit codes.
 
-Expected problems (MLflow down, failed data checks, an unknown version) end
-with one clear line on stderr and exit code 1, not a traceback.
+Expected problems (MLflow down, failed data checks, an unknown version) are
+ForestopsErrors: the CLI edge (forestops.cli) prints them as one clear line on
+stderr and exits 1, without a traceback.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import sys
 
+from forestops.logs import setup_logging
 from forestops.settings import Settings
-
-log = logging.getLogger(__name__)
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
-
-
-def _expected_errors() -> tuple[type[Exception], ...]:
-    from forestops.training.checks import DataCheckFailed
-    from forestops.training.promotion import PromotionError
-    from forestops.training.tracking import MlflowUnavailable
-
-    return (MlflowUnavailable, DataCheckFailed, PromotionError)
 
 
 def run_train(settings: Settings, force: bool) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     from forestops.training.steps import run_training
 
-    try:
-        result = run_training(settings, force=force, run_id=None)
-    except _expected_errors() as error:
-        return _fail(str(error))
+    result = run_training(settings, force=force, run_id=None)
     if not result["trained"]:
         print(f"not training: {result['gate']['reason']} (use --force to train anyway)")
         return 0
@@ -68,11 +50,8 @@ def _engine_and_client(settings: Settings):
 def run_promote(settings: Settings, version: str) -> int:
     from forestops.training import promotion
 
-    try:
-        engine, client = _engine_and_client(settings)
-        decision = promotion.promote(engine, client, settings.model_name, version)
-    except _expected_errors() as error:
-        return _fail(str(error))
+    engine, client = _engine_and_client(settings)
+    decision = promotion.promote(engine, client, settings.model_name, version)
     print(f"{settings.model_name} version {decision.version} is now champion (was {decision.previous_champion})")
     return 0
 
@@ -80,11 +59,8 @@ def run_promote(settings: Settings, version: str) -> int:
 def run_rollback(settings: Settings) -> int:
     from forestops.training import promotion
 
-    try:
-        engine, client = _engine_and_client(settings)
-        decision = promotion.rollback(engine, client, settings.model_name)
-    except _expected_errors() as error:
-        return _fail(str(error))
+    engine, client = _engine_and_client(settings)
+    decision = promotion.rollback(engine, client, settings.model_name)
     print(
         f"{settings.model_name} rolled back: version {decision.version} is champion again "
         f"(was {decision.previous_champion})"

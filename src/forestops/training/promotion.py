@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from forestops.errors import ForestopsError
+
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
@@ -44,7 +46,7 @@ DECISION_ROLLED_BACK = "rolled_back"
 DECISION_RESTORED = "restored_by_rollback"
 
 
-class PromotionError(RuntimeError):
+class PromotionError(ForestopsError):
     """A promotion or rollback that cannot be done; the message says why."""
 
 

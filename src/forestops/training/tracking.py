@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from forestops import schema
+from forestops.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ TAG_CODE_VERSION = "code_version"
 DATASET_SOURCE_TABLE = "raw_rows"
 
 
-class MlflowUnavailable(RuntimeError):
+class MlflowUnavailable(ServiceUnavailable):
     """The tracking server did not answer; the message names its URL."""
 
 
