@@ -1,0 +1,119 @@
+"""`forestops check`: one line per check, the fix on every failure, exit 1 when any fails.
+
+The whole-deployment pass (every check ok against a running stack) is in
+tests/e2e/test_local_stack.py; the grants check against the compose init
+script's accounts is in tests/deploy/test_mysql_init.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from forestops.ops import check
+from forestops.storage import provision
+from tests.serving.support import inference_service, unique_model_name
+from tests.support.processes import forestops_argv, free_port
+
+
+def _nowhere() -> str:
+    return f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
+
+
+def _target(**fields) -> check.Target:
+    values = {
+        "datasource_url": _nowhere(),
+        "mlflow_url": _nowhere(),
+        "airflow_url": _nowhere(),
+        "airflow_username": "admin",
+        "airflow_password": None,
+        "inference_url": _nowhere(),
+        "ui_url": _nowhere(),
+        "raw_database_url": "sqlite:///unused.db",
+        "mlflow_backend_uri": None,
+        "fixes": {"*": "restart {service}"},
+    }
+    return check.Target(**{**values, **fields})
+
+
+@pytest.mark.unit
+def test_grants_are_read_from_mysql_and_mariadb_lines() -> None:
+    lines = [
+        "GRANT USAGE ON *.* TO `forestops`@`%` IDENTIFIED BY PASSWORD '*ABC'",
+        "GRANT SELECT, INSERT, CREATE ON `covertype`.* TO `forestops`@`%`",
+        "GRANT UPDATE, DELETE ON `covertype`.`fetch_log` TO `forestops`@`%`",
+        "GRANT ALL PRIVILEGES ON `mlflow`.* TO 'mlflow'@'%'",
+    ]
+    assert check.parse_grants(lines) == {
+        "covertype.*": frozenset({"SELECT", "INSERT", "CREATE"}),
+        "covertype.fetch_log": frozenset({"UPDATE", "DELETE"}),
+        "mlflow.*": frozenset({"ALL PRIVILEGES"}),
+    }
+    problems = check.grant_differences(
+        check.parse_grants(lines[:2]), {"covertype.*": frozenset({"SELECT", "INSERT", "DELETE"})}
+    )
+    assert problems == ["extra CREATE on covertype.*", "missing DELETE on covertype.*"]
+
+
+@pytest.mark.unit
+def test_expected_application_grants_are_what_db_init_grants() -> None:
+    expected = check.expected_application_grants("covertype", "forestops")
+    assert expected["covertype.*"] == frozenset(provision.APP_GRANTS)
+    assert set(expected) - {"covertype.*"} == {f"covertype.{table}" for table in provision.mutable_tables()}
+
+
+@pytest.mark.unit
+def test_summary_passes_with_skips_and_fails_with_exit_code_one() -> None:
+    passing = [check.ok("a", "fine"), check.skip("grants", "SQLite")]
+    assert check.summary(passing) == "all 1 checks passed (1 not applicable)"
+    assert passing[1].line() == "grants: not applicable (SQLite)"
+    with pytest.raises(check.ChecksFailed, match=r"1 of 3 checks failed: b") as raised:
+        check.summary([*passing, check.fail("b", "broken", "do this")])
+    assert raised.value.exit_code == 1
+
+
+@pytest.mark.unit
+def test_command_reports_every_stopped_service_with_its_fix_and_exits_one(tmp_path) -> None:
+    """Nothing runs: every check that needs a service fails with a fix line; grants do not apply to SQLite."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FORESTOPS_", "MLFLOW_TRACKING"))}
+    env.update(
+        {
+            "FORESTOPS_HOME": str(tmp_path),
+            "FORESTOPS_DATASOURCE_URL": _nowhere(),
+            "FORESTOPS_MLFLOW_TRACKING_URI": _nowhere(),
+            "FORESTOPS_AIRFLOW_URL": _nowhere(),
+            "FORESTOPS_AIRFLOW_PASSWORD": "not-used",
+            "FORESTOPS_INFERENCE_URL": _nowhere(),
+            "FORESTOPS_UI_URL": _nowhere(),
+        }
+    )
+    result = subprocess.run(
+        forestops_argv("check"), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "grants: not applicable (SQLite)" in lines
+    failed = [i for i, line in enumerate(lines) if ": FAIL - " in line]
+    names = {lines[i].split(":")[0] for i in failed}
+    assert {"service batch data API", "service MLflow", "service UI", "ingest run", "predict"} <= names, lines
+    for i in failed:
+        assert lines[i + 1].startswith("    fix: "), lines[i : i + 2]
+    assert "checks failed" in result.stderr
+    assert not (tmp_path / "mlflow.db").exists(), "the check must not create MLflow's database"
+
+
+@pytest.mark.integration
+def test_inference_without_a_model_is_reported_with_why_and_how_to_get_one(tmp_path) -> None:
+    """The real inference service, its registry unreachable: healthy, but /predict cannot answer."""
+    with inference_service(_nowhere(), unique_model_name("check"), tmp_path) as service:
+        target = _target(inference_url=service.url)
+        services = {result.name: result for result in check.check_services(target)}
+        assert services["service inference API"].outcome is check.Outcome.OK
+        assert services["service MLflow"].outcome is check.Outcome.FAIL
+        assert services["service MLflow"].fix == "restart MLflow"
+        predict = check.check_predict(target)
+    assert predict.outcome is check.Outcome.FAIL
+    assert "no model is served yet" in predict.detail and "cannot be reached" in predict.detail
+    assert "forestops train" in predict.line().splitlines()[1]
