@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from forestops import schema
+from forestops.body_limit import BodyLimit
 from forestops.datasource.batches import AllBatchesServed, BatchSchedule, InvalidGroup, Portion
 from forestops.datasource.dataset import ServedDataset
 from forestops.settings import Settings
@@ -72,6 +73,8 @@ def create_app(settings: Settings, dataset: ServedDataset, schedule: BatchSchedu
             f"{schedule.batch_count} batches of {schedule.batch_seconds:g} s each."
         ),
     )
+    # The API takes no bodies; the limit keeps a hostile client from making it buffer one.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
 
     @app.exception_handler(InvalidGroup)
     @app.exception_handler(AllBatchesServed)

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from forestops import schema
+from forestops.body_limit import BodyLimit
 from forestops.serving import contract, validation_errors
 from forestops.serving.batching import Answer, Batcher, NoChampion
 from forestops.serving.champion import ALIAS, ChampionWatcher
@@ -213,6 +214,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     service.metrics.instrument(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
