@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from forestops.errors import ConfigurationError
 from forestops.redaction import is_secret_name, redact
 
 ENV_PREFIX = "FORESTOPS_"
@@ -152,7 +153,7 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'covertype.db').resolve()}"
 
 
-class SettingsError(RuntimeError):
+class SettingsError(ConfigurationError):
     """Configuration that cannot work; the message names each variable."""
 
 
