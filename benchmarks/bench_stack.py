@@ -205,22 +205,17 @@ def main() -> None:
                 f"{rows_now} distinct rows, holdout accuracy {accuracy:.4f}, macro-F1 {f1_macro:.4f}"
             )
 
-        floor = 10 * settings.batch_seconds
-        print(f"anchor: collection floor (10 batch windows): {floor:.0f} s")
-        from forestops.local.services import available_commands
-
-        if "train" in available_commands():
-            stack_env = {**env, "FORESTOPS_MLFLOW_TRACKING_URI": mlflow_url}
-            rows_now, _ = collected(home)
-            train_started = time.perf_counter()
-            trained = forestops(stack_env, "train", "--force", timeout=1200)
-            t_train = time.perf_counter() - train_started
-            status = "ok" if trained.returncode == 0 else f"exit {trained.returncode}: {trained.stderr[-500:]}"
-            print(f"anchor: direct `forestops train --force` on {rows_now} collected rows: {t_train:.0f} s ({status})")
-            ratio = t_champion / (floor + t_train)
-            print(f"ratio: time to first champion / (collection floor + direct train) = {ratio:.2f}")
-        else:
-            print("anchor: direct `forestops train` not available in this version")
+        floor = settings.batch_count * settings.batch_seconds
+        print(f"anchor: collection floor ({settings.batch_count} batch windows): {floor:.0f} s")
+        stack_env = {**env, "FORESTOPS_MLFLOW_TRACKING_URI": mlflow_url}
+        rows_now, _ = collected(home)
+        train_started = time.perf_counter()
+        trained = forestops(stack_env, "train", "--force", timeout=1200)
+        t_train = time.perf_counter() - train_started
+        status = "ok" if trained.returncode == 0 else f"exit {trained.returncode}: {trained.stderr[-500:]}"
+        print(f"anchor: direct `forestops train --force` on {rows_now} collected rows: {t_train:.0f} s ({status})")
+        ratio = t_champion / (floor + t_train)
+        print(f"ratio: time to first champion / (collection floor + direct train) = {ratio:.2f}")
         print(f"ratio: time to first champion / collection floor = {t_champion / floor:.2f}")
     finally:
         down = forestops(env, "stack", "down", timeout=300)

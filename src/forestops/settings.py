@@ -108,6 +108,26 @@ class Settings(BaseSettings):
     )
     stack_health_timeout: float = Field(240.0, gt=0, description="Seconds each local-stack service has to answer.")
 
+    # -- monitoring (covertype_monitor) -----------------------------------------
+    monitor_reference_rows: int = Field(
+        5000, ge=100, description="Rows of the champion's training split (a fixed sample) drift is measured against."
+    )
+    monitor_drift_seconds: float = Field(
+        120.0, gt=0, description="Time box of one batch's drift computation; past it the batch is stored without drift."
+    )
+    monitor_metrics_refresh_seconds: float = Field(
+        30.0, gt=0, description="How often the inference API re-reads batch_monitoring for its /metrics."
+    )
+    alert_accuracy_drop: float = Field(
+        0.05, ge=0, le=1, description="Alert when a batch's accuracy is this far below the champion's evaluation one."
+    )
+    alert_drift_share: float = Field(
+        0.5, ge=0, le=1, description="Alert when at least this share of the feature columns drifted in a batch."
+    )
+    retrain_on_drift: bool = Field(False, description="On an alert, trigger covertype_train (forced) with the reason.")
+    alert_slack_conn_id: str | None = Field(None, description="Airflow Slack webhook connection for alerts.")
+    alert_email_to: str | None = Field(None, description="Where alerts are mailed via Airflow's SMTP connection.")
+
     @field_validator("label_base", mode="before")
     @classmethod
     def _label_base_from_text(cls, value):

@@ -28,8 +28,9 @@ def clean_env(**values: str) -> dict[str, str]:
     return env
 
 
-def spec(name: str, healthy=lambda: False) -> services.ServiceSpec:
-    return services.ServiceSpec(name, f"test service {name}", [], None, None, healthy)
+def spec(name: str) -> services.ServiceSpec:
+    """A service whose health URL nothing answers."""
+    return services.ServiceSpec(name, f"test service {name}", [], None, None, f"http://127.0.0.1:{free_port()}/health")
 
 
 def start_bash(tmp_path: Path, name: str, script: str) -> supervise.ServiceRecord:

@@ -24,11 +24,13 @@ from pathlib import Path
 
 import httpx
 
+from forestops import names
 from forestops.errors import ForestopsError
 from forestops.local.supervise import installed_command
 from forestops.settings import Settings
 
-DAG_IDS = ("covertype_ingest", "covertype_train")
+# The DAGs `stack up` waits for and unpauses (every file in dags/ that defines one).
+DAG_IDS = (names.DAG_INGEST, names.DAG_TRAIN)
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 ADMIN_USER = "admin"
 

@@ -33,11 +33,9 @@ def run_up(use_demo: bool) -> int:
     typer.echo(f"  logs                       {result.logs}")
     calls = demo.expected_calls_per_batch(settings.batch_seconds, settings.ingest_every)
     typer.echo(
-        f"  collection                 10 batches x {settings.batch_seconds:g}s, a fetch every "
+        f"  collection                 {settings.batch_count} batches x {settings.batch_seconds:g}s, a fetch every "
         f"{settings.ingest_every:g}s (~{calls:.0f} per batch); search budget {settings.search_seconds:g}s"
     )
-    for note in result.notes:
-        typer.secho(f"  note: {note}", fg=typer.colors.YELLOW)
     typer.echo("stop it with `make down` (forestops stack down); `make status` shows each service")
     return 0
 

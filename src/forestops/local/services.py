@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,18 +23,21 @@ LOCALHOST = "127.0.0.1"
 
 @dataclass(frozen=True)
 class ServiceSpec:
+    """One service of the stack; its health URL is declared here once and recorded at start."""
+
     name: str
     title: str
     argv: list[str]
     port: int | None
     url: str | None
-    healthy: Callable[[], bool]
+    health_url: str
     env: dict[str, str] = field(default_factory=dict)
     port_setting: str | None = None
+    # An Airflow component (scheduler, ...) reports its health through the API server's health_url.
+    health_component: str | None = None
 
-    @property
-    def health_hint(self) -> str:
-        return self.url or self.name
+    def healthy(self) -> bool:
+        return service_healthy(self.health_url, self.health_component)
 
 
 def forestops_executable() -> str:
@@ -43,37 +45,15 @@ def forestops_executable() -> str:
     return str(found) if found.exists() else "forestops"
 
 
-def available_commands() -> set[str]:
-    """Subcommands of the ``forestops`` console script in this version of the code."""
-    from forestops.cli import app
-
-    names = set()
-    for command in app.registered_commands:
-        names.add(command.name or command.callback.__name__.replace("_", "-"))
-    for group in app.registered_groups:
-        names.add(group.name or "")
-    return names
-
-
-def http_ok(url: str) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            return httpx.get(url, timeout=3).status_code == 200
-        except httpx.HTTPError:
+def service_healthy(health_url: str, component: str | None = None) -> bool:
+    """HTTP 200 from ``health_url``; for an Airflow component, also its status in that answer."""
+    try:
+        response = httpx.get(health_url, timeout=3)
+        if response.status_code != 200:
             return False
-
-    return check
-
-
-def airflow_component_ok(api_url: str, component: str) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            response = httpx.get(f"{api_url}/api/v2/monitor/health", timeout=3)
-            return response.status_code == 200 and airflow.component_healthy(response.json(), component)
-        except (httpx.HTTPError, ValueError):
-            return False
-
-    return check
+        return component is None or airflow.component_healthy(response.json(), component)
+    except (httpx.HTTPError, ValueError):
+        return False
 
 
 def url_of(port: int) -> str:
@@ -102,21 +82,16 @@ def shared_environment(settings: Settings, setup: airflow.AirflowSetup | None, r
     return values
 
 
-def plan(settings: Settings, setup: airflow.AirflowSetup, commands: set[str]) -> tuple[list[ServiceSpec], list[str]]:
-    """The services to start, in start order, and notes on those left out."""
+def plan(settings: Settings, setup: airflow.AirflowSetup) -> list[ServiceSpec]:
+    """The services to start, in start order."""
     forestops = forestops_executable()
     airflow_url = url_of(settings.airflow_port)
+    airflow_health = airflow_url + "/api/v2/monitor/health"
     specs: list[ServiceSpec] = []
-    notes: list[str] = []
 
     def add_forestops(name: str, title: str, command: str, port: int, health_path: str, setting: str) -> None:
-        if command not in commands:
-            notes.append(f"{title}: not started, this version has no `forestops {command}` command yet")
-            return
         url = url_of(port)
-        specs.append(
-            ServiceSpec(name, title, [forestops, command], port, url, http_ok(url + health_path), port_setting=setting)
-        )
+        specs.append(ServiceSpec(name, title, [forestops, command], port, url, url + health_path, port_setting=setting))
 
     add_forestops("datasource", "batch data API", "datasource", settings.datasource_port, "/health", "DATASOURCE_PORT")
     mlflow_url = url_of(settings.mlflow_port)
@@ -127,7 +102,7 @@ def plan(settings: Settings, setup: airflow.AirflowSetup, commands: set[str]) ->
             [forestops, "mlflow-server", "--host", LOCALHOST, "--port", str(settings.mlflow_port)],
             settings.mlflow_port,
             mlflow_url,
-            http_ok(mlflow_url + "/health"),
+            mlflow_url + "/health",
             port_setting="MLFLOW_PORT",
         )
     )
@@ -139,7 +114,7 @@ def plan(settings: Settings, setup: airflow.AirflowSetup, commands: set[str]) ->
             airflow.argv("api-server"),
             settings.airflow_port,
             airflow_url,
-            http_ok(airflow_url + "/api/v2/monitor/health"),
+            airflow_health,
             airflow_env,
             port_setting="AIRFLOW_PORT",
         )
@@ -152,13 +127,14 @@ def plan(settings: Settings, setup: airflow.AirflowSetup, commands: set[str]) ->
                 airflow.argv(component),
                 None,
                 None,
-                airflow_component_ok(airflow_url, component),
+                airflow_health,
                 airflow_env,
+                health_component=component,
             )
         )
     add_forestops("inference", "inference API", "inference", settings.inference_port, "/health", "INFERENCE_PORT")
     add_forestops("ui", "Streamlit UI", "ui", settings.ui_port, "/_stcore/health", "UI_PORT")
-    return specs, notes
+    return specs
 
 
 def child_environment(base: dict[str, str], spec: ServiceSpec) -> dict[str, str]:

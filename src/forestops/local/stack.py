@@ -18,7 +18,7 @@ import secrets
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from forestops.errors import ForestopsError
@@ -50,7 +50,6 @@ class UpResult:
     urls: dict[str, str]
     login: tuple[str, str]
     logs: Path
-    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -84,10 +83,8 @@ def check_ports(specs: list[services.ServiceSpec]) -> None:
         raise StackError("cannot start the local stack:\n  " + "\n  ".join(problems))
 
 
-def check_dependencies(commands: set[str]) -> None:
+def check_dependencies() -> None:
     missing = [name for name in ("airflow", "mlflow") if supervise.installed_command(name) is None]
-    if "datasource" not in commands:
-        missing.append("the `forestops datasource` command")
     if missing:
         raise StackError(f"missing: {', '.join(missing)}; run `make install` (it creates .venv with everything)")
     try:
@@ -129,10 +126,10 @@ def raw_database(settings: Settings, home: Path) -> RawDatabase:
     return RawDatabase(app.render_as_string(hide_password=False), admin or settings.mysql_url)
 
 
-def prepare_raw_database(raw: RawDatabase, commands: set[str], environment: dict[str, str], logs: Path) -> None:
+def prepare_raw_database(raw: RawDatabase, environment: dict[str, str], logs: Path) -> None:
     """Create the raw-data schema (and app user) before any DAG task needs it."""
     mysql_without_admin = not raw.url.startswith("sqlite") and raw.admin_url is None
-    if "db-init" in commands and not mysql_without_admin:
+    if not mysql_without_admin:
         if raw.admin_url:
             environment = {**environment, "FORESTOPS_DB_ADMIN_URL": raw.admin_url}
         log_path = logs / "db-init.log"
@@ -167,19 +164,16 @@ def wait_healthy(spec: services.ServiceSpec, record: supervise.ServiceRecord, de
             return
         if time.monotonic() > deadline:
             raise StackError(
-                f"{spec.title} ({spec.name}) did not become healthy at {spec.health_hint} in time "
+                f"{spec.title} ({spec.name}) did not become healthy at {spec.health_url} in time "
                 f"(FORESTOPS_STACK_HEALTH_TIMEOUT); last lines of {record.log}:\n{supervise.tail(record.log)}"
             )
         time.sleep(1)
 
 
-def unpause_dags(setup: airflow.AirflowSetup, timeout: float) -> list[str]:
-    """Unpause the DAGs once the DAG processor has registered them; returns notes."""
+def unpause_dags(setup: airflow.AirflowSetup, timeout: float) -> None:
+    """Unpause the DAGs once the DAG processor has registered them."""
     client = airflow.AirflowClient(setup.url, airflow.ADMIN_USER, setup.password)
-    present = [dag_id for dag_id in airflow.DAG_IDS if (airflow.dags_folder() / f"{dag_id}.py").exists()]
-    absent = [dag_id for dag_id in airflow.DAG_IDS if dag_id not in present]
-    notes = [f"DAG {dag_id}: not unpaused, there is no dags/{dag_id}.py in this version" for dag_id in absent]
-    found, missing = client.wait_for_dags(tuple(present), timeout)
+    found, missing = client.wait_for_dags(airflow.DAG_IDS, timeout)
     for dag_id in found:
         client.set_paused(dag_id, False)
     if missing:
@@ -188,7 +182,6 @@ def unpause_dags(setup: airflow.AirflowSetup, timeout: float) -> list[str]:
             f"Airflow did not register DAG(s) {', '.join(missing)} in {timeout:.0f}s"
             + (f"; import errors: {errors}" if errors else "; see the dag-processor log")
         )
-    return notes
 
 
 def up(settings: Settings) -> UpResult:
@@ -201,11 +194,10 @@ def up(settings: Settings) -> UpResult:
             f"the local stack is already running ({', '.join(running)}); "
             "`forestops stack status` shows it, `forestops stack down` (make down) stops it"
         )
-    commands = services.available_commands()
-    check_dependencies(commands)
+    check_dependencies()
     paths.logs.mkdir(parents=True, exist_ok=True)
     setup = airflow.prepare(settings, paths.logs)
-    specs, notes = services.plan(settings, setup, commands)
+    specs = services.plan(settings, setup)
     check_ports(specs)
 
     raw = raw_database(settings, paths.home)
@@ -214,7 +206,7 @@ def up(settings: Settings) -> UpResult:
         mlflow_server.s3_environment(settings)
     except mlflow_server.MlflowConfigError as error:
         raise StackError(str(error)) from None
-    prepare_raw_database(raw, commands, environment, paths.logs)
+    prepare_raw_database(raw, environment, paths.logs)
     log.info("migrating Airflow's metadata database (first time: about a minute)")
     airflow.migrate(setup, {**os.environ, **environment}, paths.logs / "airflow-migrate.log")
 
@@ -230,6 +222,8 @@ def up(settings: Settings) -> UpResult:
                 services.child_environment(environment, spec),
                 cwd=paths.home,
                 url=spec.url,
+                health_url=spec.health_url,
+                health_component=spec.health_component,
             )
             records[spec.name] = record
             state.services[spec.name] = record
@@ -237,7 +231,7 @@ def up(settings: Settings) -> UpResult:
         for spec in specs:
             log.info("waiting for %s", spec.title)
             wait_healthy(spec, records[spec.name], time.monotonic() + settings.stack_health_timeout)
-        notes += unpause_dags(setup, settings.stack_health_timeout)
+        unpause_dags(setup, settings.stack_health_timeout)
     except BaseException:
         supervise.stop(list(reversed(records.values())))
         state.clear()
@@ -248,7 +242,6 @@ def up(settings: Settings) -> UpResult:
         urls=urls,
         login=(airflow.ADMIN_USER, setup.password),
         logs=paths.logs,
-        notes=notes,
         seconds=time.monotonic() - started,
     )
 
@@ -270,21 +263,9 @@ def status(settings: Settings) -> tuple[supervise.StackState, list[ServiceStatus
         if process is None:
             rows.append(ServiceStatus(name, record.pid, "exited", record.url, record.log))
             continue
-        healthy = _health_of(name, record, state)
+        healthy = record.health_url is None or services.service_healthy(record.health_url, record.health_component)
         rows.append(ServiceStatus(name, record.pid, "healthy" if healthy else "running", record.url, record.log))
     return state, rows
-
-
-def _health_of(name: str, record: supervise.ServiceRecord, state: supervise.StackState) -> bool:
-    if name.startswith("airflow-") and name != "airflow-api-server":
-        api = state.services.get("airflow-api-server")
-        if api is None or api.url is None:
-            return False
-        return services.airflow_component_ok(api.url, name.removeprefix("airflow-"))()
-    if record.url is None:
-        return True
-    path = {"ui": "/_stcore/health", "airflow-api-server": "/api/v2/monitor/health"}.get(name, "/health")
-    return services.http_ok(record.url + path)()
 
 
 def down(settings: Settings, timeout: float = 30.0) -> tuple[list[str], list[str]]:

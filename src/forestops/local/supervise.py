@@ -45,6 +45,9 @@ class ServiceRecord:
     argv: list[str]
     log: str
     url: str | None = None
+    # Where `stack status` asks for health: declared on the service spec, recorded at start.
+    health_url: str | None = None
+    health_component: str | None = None
 
     def _is_ours(self) -> bool | None:
         """True: the recorded process (maybe a zombie); False: pid reused by another; None: gone."""
@@ -133,7 +136,14 @@ class StackState:
 
 
 def start_detached(
-    name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str], cwd: Path, url: str | None = None
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    env: Mapping[str, str],
+    cwd: Path,
+    url: str | None = None,
+    health_url: str | None = None,
+    health_component: str | None = None,
 ) -> ServiceRecord:
     """Start ``argv`` in its own session (own process group), output appended to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +160,7 @@ def start_detached(
             start_new_session=True,
         )
     create_time = psutil.Process(process.pid).create_time()
-    return ServiceRecord(name, process.pid, create_time, list(argv), str(log_path), url)
+    return ServiceRecord(name, process.pid, create_time, list(argv), str(log_path), url, health_url, health_component)
 
 
 def stop(records: Sequence[ServiceRecord], timeout: float = 20.0) -> list[str]:

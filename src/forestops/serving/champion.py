@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from forestops import schema
+from forestops.model_loading import UntrustedModel, load_model_folder
 from forestops.errors import DataError
 from forestops.serving.frames import frame_from_columns
 from forestops.settings import Settings
@@ -68,6 +69,7 @@ class LoadFailure:
     version: str
     error: str
     at: datetime
+    refused: bool = False  # refused for safety (not skops, untrusted types), not merely broken
 
 
 @dataclass
@@ -161,7 +163,9 @@ class ChampionWatcher:
             try:
                 served = self.load(number, version.run_id)
             except Exception as error:
-                holder.load_failure = LoadFailure(number, f"{type(error).__name__}: {error}", _now())
+                holder.load_failure = LoadFailure(
+                    number, f"{type(error).__name__}: {error}", _now(), refused=isinstance(error, UntrustedModel)
+                )
                 log.error(
                     "version %s of %s cannot be served, keeping %s: %s",
                     number,
@@ -184,10 +188,9 @@ class ChampionWatcher:
         return (_now() - failure.at).total_seconds() >= interval
 
     def load(self, version: str, run_id: str | None) -> ServedModel:
-        """Download, load natively with the sklearn flavour, and check one version."""
+        """Download, load with forestops.model_loading (skops, our trusted types), and check one version."""
         import mlflow
         import mlflow.artifacts
-        import mlflow.sklearn
 
         uri = self.settings.mlflow_tracking_uri
         # ``models:/`` URIs are resolved through the process-wide registry
@@ -202,7 +205,8 @@ class ChampionWatcher:
                 tracking_uri=uri,
                 registry_uri=uri,
             )
-            estimator = mlflow.sklearn.load_model(local)
+            # skops with our trusted types only: a registered model must not be able to run code here.
+            estimator = load_model_folder(local)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         class_ids = check_estimator(estimator)

@@ -8,6 +8,7 @@ store cannot drift from the data contract.  The same definitions run on MySQL
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
     DateTime,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
 
@@ -139,3 +141,28 @@ shadow_tallies = Table(
     Column("failures", Integer, nullable=False, comment="challenger errors (counted as disagreement)"),
 )
 Index("ix_shadow_tallies_challenger", shadow_tallies.c.model_name, shadow_tallies.c.challenger_version)
+
+# How the champion of the moment did on each newly collected batch, before
+# any training on those rows (covertype_monitor): one row per group, batch and
+# scoring version, upserted, so a retried run rewrites its row instead of adding one.
+batch_monitoring = Table(
+    "batch_monitoring",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("group_number", SmallInteger, nullable=False),
+    Column("batch_number", SmallInteger, nullable=False),
+    Column("model_version", String(16), nullable=False, comment="the champion version that scored the rows"),
+    Column("rows_scored", Integer, nullable=False),
+    Column("accuracy", Float, nullable=False),
+    Column("macro_f1", Float, nullable=False),
+    Column("recall_per_class", JSON, nullable=False, comment='{"0": recall, ...} for the classes present'),
+    Column("drift_share", Float, nullable=True, comment="share of feature columns that drifted; null: not measured"),
+    Column("drifted_columns", JSON, nullable=True),
+    Column("report_uri", String(1024), nullable=True, comment="the drift report in MLflow"),
+    Column("scored_at", DateTime(timezone=False), nullable=False, comment="UTC"),
+    Column("max_raw_id", BigInteger, nullable=False, comment="highest raw_rows.id scored (the monitor's watermark)"),
+    Column("monitoring_run_id", String(64), nullable=True, comment="MLflow run holding the report"),
+    Column("drift_seconds", Float, nullable=True, comment="time the drift computation took"),
+    Column("detail", Text, nullable=True, comment="why drift is missing, when it is"),
+    UniqueConstraint("group_number", "batch_number", "model_version", name="uq_batch_monitoring_batch_version"),
+)
