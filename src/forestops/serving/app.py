@@ -98,6 +98,8 @@ class Service:
             outcome = await run_in_threadpool(self.watcher.refresh, force)
         if outcome == "load failed":
             self.metrics.load_failures.inc()
+            if self.holder.load_failure is not None and self.holder.load_failure.refused:
+                self.metrics.refused_models.inc()
         current = self.holder.current
         self.metrics.record_served(self.settings.model_name, current.version if current else None)
         return outcome
@@ -141,7 +143,12 @@ class Service:
             "loaded_at": _iso(current.loaded_at) if current else None,
             "checked_at": _iso(holder.checked_at),
             "registry_error": holder.registry_error,
-            "load_failure": {"version": failure.version, "error": failure.error, "at": _iso(failure.at)}
+            "load_failure": {
+                "version": failure.version,
+                "error": failure.error,
+                "at": _iso(failure.at),
+                "refused": failure.refused,
+            }
             if failure
             else None,
             "message": None if current else self.why_no_model(),

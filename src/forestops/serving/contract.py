@@ -151,6 +151,9 @@ class LoadFailureInfo(BaseModel):
     version: str
     error: str
     at: str
+    refused: bool = Field(
+        default=False, description="True when the version was refused for safety (not skops, or untrusted types)."
+    )
 
 
 class ModelInfo(BaseModel):

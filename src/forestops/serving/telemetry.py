@@ -36,6 +36,11 @@ class ServingMetrics:
             "Champion versions that could not be loaded (the previous model kept serving).",
             registry=self.registry,
         )
+        self.refused_models = Counter(
+            "forestops_model_refusals",
+            "Champion versions refused because loading them could run code (not skops, or untrusted types).",
+            registry=self.registry,
+        )
         self._by_class = [self.predictions.labels(name) for name in schema.COVER_TYPES]
 
     def instrument(self, app: FastAPI) -> None:

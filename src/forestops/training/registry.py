@@ -1,9 +1,10 @@
 """Logging a fitted pipeline to MLflow and registering it as a model version.
 
 The format is MLflow 3's skops format, which loads only the types it is told
-to trust.  ``TRUSTED_TYPES`` lists them explicitly: everything our candidate
-pipelines contain beyond what skops trusts by default.  A unit test checks
-the list against what skops actually finds in each fitted candidate.
+to trust.  ``TRUSTED_TYPES`` (kept in forestops.model_loading, which every
+loader uses) lists them explicitly: everything our candidate pipelines
+contain beyond what skops trusts by default.  A unit test checks the list
+against what skops actually finds in each fitted candidate.
 """
 
 from __future__ import annotations
@@ -11,26 +12,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from forestops import schema
+from forestops import model_loading, schema
 
 log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT_NAME = "model"
 SERIALIZATION_FORMAT = "skops"
 
-TRUSTED_TYPES: tuple[str, ...] = (
-    "forestops.training.features.FeatureCoercer",
-    # LightGBM: the sklearn wrapper and its booster (kept as a model string).
-    "lightgbm.sklearn.LGBMClassifier",
-    "lightgbm.basic.Booster",
-    "collections.OrderedDict",
-    # HistGradientBoosting: its tree predictors and the validation helper it stores.
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.utils.validation.check_array",
-    "functools.partial",
-    # RandomForest: the compiled tree structure.
-    "sklearn.tree._tree.Tree",
-)
+# One list for whoever logs or loads a model (forestops.model_loading).
+TRUSTED_TYPES = model_loading.TRUSTED_TYPES
 
 
 # What a fresh environment needs to load the model (plus this package, for

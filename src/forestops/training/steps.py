@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from forestops import model_loading
 from forestops.settings import Settings
 from forestops.storage.db import ensure_schema, make_engine
 from forestops.training import candidates as cands
@@ -278,10 +279,9 @@ def register_step(
 
 
 def _champion_scorer(settings: Settings, x_eval, y_eval):
-    import mlflow
-
     def score(version: str) -> float:
-        model = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
+        # Our loader (skops, our trusted types), never the format the registered model declares.
+        model = model_loading.load_registered_model(settings.model_name, version, settings.mlflow_tracking_uri)
         with _limited_threads():
             return evaluation.evaluate(model, x_eval, y_eval).score(settings.primary_metric)
 
