@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit lint lock bench demo down status up down-docker ps-docker logs browser
+.PHONY: help install test test-unit lint lock bench demo down status up down-docker check ps-docker logs browser
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ up: .env ## Build and start the compose stack in the background (CELERY=1 WORKER
 
 down-docker: ## Stop the compose stack (data stays in its volumes; CELERY=1 if it was started so)
 	$(COMPOSE) down --remove-orphans
+
+check: ## Verify the running compose stack end to end: one line per check, with the fix when one fails
+	$(COMPOSE) run --rm --no-deps check
 
 ps-docker: ## Compose services and their health
 	$(COMPOSE) ps --all

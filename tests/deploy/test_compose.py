@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from urllib.parse import urlsplit
 
 import pytest
@@ -280,6 +281,7 @@ def test_airflow_services_share_one_configuration(services, env_values) -> None:
     envs = {name: compose.environment(services[name]) for name in AIRFLOW}
     shared = [
         "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
         "AIRFLOW__CORE__FERNET_KEY",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
@@ -291,6 +293,7 @@ def test_airflow_services_share_one_configuration(services, env_values) -> None:
     one = envs["airflow-scheduler"]
     assert one["AIRFLOW__API_AUTH__JWT_SECRET"] == env_values["AIRFLOW_JWT_SECRET"]
     assert one["AIRFLOW__CORE__FERNET_KEY"] == env_values["AIRFLOW_FERNET_KEY"]
+    assert one["AIRFLOW__API__SECRET_KEY"] == env_values["AIRFLOW_API_SECRET_KEY"]
     assert one["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert compose.url_host_port(one["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", ""))[0] == "postgres"
     host, port = compose.url_host_port(one["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
@@ -348,3 +351,78 @@ def test_no_secret_is_written_in_the_compose_files(path) -> None:
             credentials = re.search(r"://[^/@\s]*:([^@/\s]+)@", value)
             if credentials:
                 assert credentials.group(1).startswith("${"), f"{key}: URL with a literal password"
+
+
+# -- operations: logs, telemetry, memory, the admin password, shared task files -----------------
+
+
+@pytest.mark.parametrize("which", ["base", "celery"])
+def test_every_service_rotates_its_logs_and_turns_telemetry_off(model, celery_model, which) -> None:
+    for name, service in (model if which == "base" else celery_model)["services"].items():
+        logging = service.get("logging") or {}
+        assert logging.get("driver") == "json-file", f"{name}: logs are not rotated"
+        assert {"max-size", "max-file"} <= set(logging.get("options") or {}), name
+        env = compose.environment(service)
+        assert env.get("MLFLOW_DISABLE_TELEMETRY") == "true" and env.get("DO_NOT_TRACK") == "1", name
+
+
+def _mebibytes(value) -> float:
+    return int(value) / 2**20
+
+
+def budget_table() -> dict[str, int]:
+    """docs/deployment.md's memory budget: | service | limit (MiB) | ... rows."""
+    text = (compose.REPO / "docs" / "deployment.md").read_text()
+    section = text.split("### Memory budget", 1)[1].split("\n#", 1)[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^\| `([a-z-]+)` \| (\d+) \|", section, re.MULTILINE)}
+
+
+def test_every_service_has_a_memory_limit_within_the_documented_8_gb_budget(model, celery_model) -> None:
+    services = celery_model["services"]
+    limits = {name: _mebibytes(service["mem_limit"]) for name, service in services.items() if "mem_limit" in service}
+    assert set(limits) == set(services), f"no memory limit: {set(services) - set(limits)}"
+    assert budget_table() == limits, "docs/deployment.md's budget table differs from the compose files"
+    long_running = sum(limits[name] for name in LONG_RUNNING)
+    assert long_running <= 7.5 * 1024, f"{long_running} MiB leaves the 8 GB VM too little for the system"
+
+
+def test_mlflow_runs_two_workers(services) -> None:
+    assert _mlflow_options(services)["--workers"] == "2"
+
+
+def test_only_the_api_server_holds_the_airflow_admin_password(celery_model, env_values) -> None:
+    password = env_values["AIRFLOW_ADMIN_PASSWORD"]
+    holders = {
+        name
+        for name, service in celery_model["services"].items()
+        if password in compose.environment(service).values()
+    }
+    # the UI logs in to trigger DAGs; no Airflow component but the API server checks logins
+    assert holders == {"airflow-apiserver", "ui"}, holders
+
+
+def test_task_files_live_on_one_volume_shared_by_every_airflow_container(celery_model) -> None:
+    services = celery_model["services"]
+    for name in AIRFLOW | {"airflow-worker"}:
+        home = compose.environment(services[name])["FORESTOPS_HOME"]
+        mount = _mounts(services[name]).get(home)
+        assert mount and mount["type"] == "volume" and mount["source"] == "forestops-work", name
+
+
+def _make_dry_run(*args: str) -> list[str]:
+    result = subprocess.run(
+        ["make", "-n", *args], cwd=compose.REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if " up " in line or " down" in line]
+
+
+@pytest.mark.parametrize("celery", ["", "CELERY=1"])
+def test_down_uses_the_files_of_up_and_removes_orphans(celery) -> None:
+    flags = [celery] if celery else []
+    (up,) = [line for line in _make_dry_run("up", *flags) if " up " in line]
+    (down,) = _make_dry_run("down-docker", *flags)
+    assert "--remove-orphans" in down
+    files = re.findall(r"-f (\S+)", up)
+    assert files == re.findall(r"-f (\S+)", down)
+    assert ("docker-compose.celery.yml" in files) == bool(celery)
