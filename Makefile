@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit lint lock bench demo down status up down-docker check ps-docker logs browser
+.PHONY: help install test test-unit lint lock bench demo down status up down-docker check ps-docker logs browser .env
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,7 +67,7 @@ COMPOSE_FILES := -f docker-compose.yml $(if $(CELERY),-f docker-compose.celery.y
 COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose) $(COMPOSE_FILES)
 ENV_IMAGE := python:3.11.14-slim-bookworm
 
-.env: ## (file) Created once from .env.example with fresh random secrets; never overwritten
+.env: ## (file) Created from .env.example with fresh secrets; later runs only append keys it lacks
 	@if command -v python3 >/dev/null 2>&1; then \
 		python3 src/forestops/deploy/envfile.py .env.example .env; \
 	else \

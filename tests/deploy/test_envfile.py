@@ -123,3 +123,47 @@ def test_make_creates_env_once(tmp_path) -> None:
     )
     assert second.returncode == 0, second.stderr
     assert (tmp_path / ".env").read_text() == content
+
+
+def test_upgrade_appends_new_keys_with_fresh_secrets_and_keeps_every_existing_byte(tmp_path) -> None:
+    """An .env from an older version (no AIRFLOW_API_SECRET_KEY, a value the user edited, no final newline)."""
+    target = tmp_path / ".env"
+    assert create_env_file(compose.ENV_EXAMPLE, target)
+    lines = [line for line in target.read_text().splitlines() if not line.startswith("AIRFLOW_API_SECRET_KEY=")]
+    lines = [
+        ("FORESTOPS_GROUP_NUMBER=7  # ours" if line.startswith("FORESTOPS_GROUP_NUMBER=") else line) for line in lines
+    ]
+    old = "\n".join(lines).encode()
+    target.write_bytes(old)
+
+    argv = forestops_argv("gen-env", "--example", str(compose.ENV_EXAMPLE), "--target", str(target))
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "added the new keys AIRFLOW_API_SECRET_KEY" in result.stdout
+    upgraded = target.read_bytes()
+    assert upgraded.startswith(old), "an existing byte changed"
+    values = parse_env(upgraded.decode())
+    assert len(values["AIRFLOW_API_SECRET_KEY"]) >= 24 and not values["AIRFLOW_API_SECRET_KEY"].startswith("generate:")
+    assert values["FORESTOPS_GROUP_NUMBER"] == "7  # ours"
+    assert set(values) == set(parse_env(compose.ENV_EXAMPLE.read_text()))
+
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 0 and "kept existing" in again.stdout and "added" not in again.stdout
+    assert target.read_bytes() == upgraded
+
+
+def test_make_env_adds_keys_a_newer_example_brings(tmp_path) -> None:
+    (tmp_path / "src/forestops/deploy").mkdir(parents=True)
+    for relative in ("Makefile", ".env.example", "src/forestops/deploy/envfile.py"):
+        (tmp_path / relative).write_text((compose.REPO / relative).read_text())
+    example = tmp_path / ".env.example"
+    example.write_text(example.read_text().replace("AIRFLOW_API_SECRET_KEY=generate:jwt-secret\n", ""))
+    first = subprocess.run(["make", "-s", ".env"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    before = (tmp_path / ".env").read_bytes()
+    assert b"AIRFLOW_API_SECRET_KEY" not in before
+    (tmp_path / ".env.example").write_text((compose.REPO / ".env.example").read_text())  # the upgrade
+    second = subprocess.run(["make", "-s", ".env"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0, second.stderr
+    after = (tmp_path / ".env").read_bytes()
+    assert after.startswith(before) and "AIRFLOW_API_SECRET_KEY" in parse_env(after.decode())

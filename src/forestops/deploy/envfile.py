@@ -2,9 +2,11 @@
 
 ``.env.example`` is committed and holds no secret: a value written as
 ``generate:<kind>`` is a placeholder that this module replaces with a new
-random value of that kind.  An existing ``.env`` is never touched, because
-the databases keep the passwords they were initialised with: a second set of
-passwords would lock the services out of their own data.
+random value of that kind.  An existing ``.env`` keeps every byte it has,
+because the databases keep the passwords they were initialised with: a
+second set of passwords would lock the services out of their own data.  A
+newer ``.env.example`` may bring keys the existing file lacks (a new secret,
+a new switch): those, and only those, are appended, with fresh secrets.
 
 The module uses only the standard library so that ``make up`` can run it with
 any ``python3`` on a fresh VM (or in a throwaway Python container) without
@@ -94,6 +96,39 @@ def create_env_file(example: Path, target: Path) -> bool:
     return True
 
 
+def missing_lines(template: str, existing: str) -> list[str]:
+    """The rendered ``KEY=value`` lines of ``template`` whose key ``existing`` does not set, in template order."""
+    present = set(parse_env(existing))
+    wanted = [line for line in template.splitlines() if _key_of(line) and _key_of(line) not in present]
+    return render("\n".join(wanted)).splitlines() if wanted else []
+
+
+def _key_of(line: str) -> str | None:
+    if not line.strip() or line.lstrip().startswith("#") or "=" not in line:
+        return None
+    return line.partition("=")[0].strip()
+
+
+def add_missing_keys(example: Path, target: Path) -> list[str]:
+    """Append to ``target`` the keys of ``example`` it lacks; return their names.
+
+    Existing lines are never rewritten: the file is only opened for appending
+    (after a newline when its last line has none).
+    """
+    existing = target.read_text()
+    lines = missing_lines(example.read_text(), existing)
+    if not lines:
+        return []
+    with target.open("a") as handle:
+        if existing and not existing.endswith("\n"):
+            handle.write("\n")
+        handle.write(f"\n# Added from {example.name} by a newer version (existing values above are unchanged).\n")
+        handle.write("\n".join(lines) + "\n")
+    names = [line.partition("=")[0] for line in lines]
+    log.info("added %s to %s", ", ".join(names), target)
+    return names
+
+
 def parse_env(text: str) -> dict[str, str]:
     """The KEY=VALUE pairs of an env file (comments and blank lines ignored)."""
     pairs = {}
@@ -111,10 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     target = Path(args[1]) if len(args) > 1 else Path(".env")
     try:
         written = create_env_file(example, target)
+        added = [] if written else add_missing_keys(example, target)
     except (OSError, EnvFileError) as error:
-        print(f"cannot create {target}: {error}", file=sys.stderr)
+        print(f"cannot create or update {target}: {error}", file=sys.stderr)
         return 1
-    print(f"{'created' if written else 'kept existing'} {target}")
+    if written:
+        print(f"created {target}")
+    elif added:
+        print(f"kept existing {target}; added the new keys {', '.join(added)}")
+    else:
+        print(f"kept existing {target}")
     return 0
 
 
