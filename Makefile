@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit lint lock bench demo down status up down-docker check ps-docker logs browser .env
+.PHONY: help install test test-unit lint lock bench demo down status up down-docker check preflight ps-docker logs browser .env
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -75,7 +75,13 @@ ENV_IMAGE := python:3.11.14-slim-bookworm
 			python src/forestops/deploy/envfile.py .env.example .env; \
 	fi
 
-up: .env ## Build and start the compose stack in the background (CELERY=1 WORKERS=N for Celery workers)
+# Host ports the stack publishes (contract ports; see docker-compose.yml).
+PUBLISHED_PORTS := 8080 8000 8501 5000 3306 9000 9001 8090
+
+preflight: ## Check Docker Engine, Compose >= 2.24, buildx >= 0.17, free disk and ports (make up runs it first)
+	@bash docker/host/preflight.sh $(PUBLISHED_PORTS)
+
+up: preflight .env ## Build and start the compose stack in the background (CELERY=1 WORKERS=N for Celery workers)
 	@mkdir -p data
 	$(COMPOSE) up -d --build $(if $(and $(CELERY),$(WORKERS)),--scale airflow-worker=$(WORKERS))
 	@echo "Starting; \`make ps-docker\` shows health. Airflow http://localhost:8080  MLflow http://localhost:5000"
