@@ -17,11 +17,11 @@ import pendulum
 from airflow.sdk import Asset, Connection, dag, task
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from forestops import names
 from forestops.ingest import connections, tasks
 from forestops.settings import get_settings
-from forestops.storage import RAW_DATA_ASSET_NAME, RAW_DATA_ASSET_URI
 
-RAW_DATA = Asset(name=RAW_DATA_ASSET_NAME, uri=RAW_DATA_ASSET_URI)
+RAW_DATA = Asset(name=names.RAW_DATA_ASSET_NAME, uri=names.RAW_DATA_ASSET_URI)
 
 
 def _connection_uri(conn_id: str) -> str | None:
@@ -32,7 +32,7 @@ def _connection_uri(conn_id: str) -> str | None:
 
 
 @dag(
-    dag_id="covertype_ingest",
+    dag_id=names.DAG_INGEST,
     schedule=timedelta(seconds=get_settings().ingest_every),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,

@@ -14,15 +14,15 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, dag, task
 
+from forestops import names
 from forestops.settings import get_settings
-from forestops.storage import RAW_DATA_ASSET_NAME, RAW_DATA_ASSET_URI
 from forestops.training import steps
 
-RAW_DATA = Asset(name=RAW_DATA_ASSET_NAME, uri=RAW_DATA_ASSET_URI)
+RAW_DATA = Asset(name=names.RAW_DATA_ASSET_NAME, uri=names.RAW_DATA_ASSET_URI)
 
 
 @dag(
-    dag_id="covertype_train",
+    dag_id=names.DAG_TRAIN,
     schedule=[RAW_DATA],
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,

@@ -21,7 +21,7 @@ mlflow_user="${MYSQL_MLFLOW_USER:-mlflow}"
 
 # Tables the application may UPDATE/DELETE: every table but alias_history
 # (forestops.storage.provision.mutable_tables; a test keeps the two equal).
-mutable_tables="alembic_version fetch_log raw_rows rejected_rows shadow_tallies training_log"
+mutable_tables="alembic_version batch_monitoring fetch_log raw_rows rejected_rows shadow_tallies training_log"
 
 for name in "$raw_db" "$mlflow_db" "$app_user" "$reader_user" "$mlflow_user"; do
     [[ "$name" =~ ^[A-Za-z0-9_]+$ ]] || { echo "refusing unsafe database or user name: $name" >&2; exit 1; }

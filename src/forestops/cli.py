@@ -103,10 +103,11 @@ def ingest_once(
     setup_logging()
     settings = _settings()
     from forestops.ingest.pipeline import ingest_once as run_ingest_once
+    from forestops.names import FetchStatus
 
     outcome = run_ingest_once(settings, run_id=run_id)
     typer.echo(json.dumps(outcome.as_dict()))
-    raise typer.Exit(1 if outcome.status == "error" else 0)
+    raise typer.Exit(1 if outcome.status == FetchStatus.ERROR else 0)
 
 
 @app.command("db-init")

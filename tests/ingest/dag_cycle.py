@@ -26,7 +26,7 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.models.asset import AssetEvent, AssetModel
 from airflow.utils.session import create_session
 from sqlalchemy import select
-from forestops.storage import RAW_DATA_ASSET_NAME
+from forestops.names import RAW_DATA_ASSET_NAME
 
 
 def asset_events(run_id):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from forestops.training import gate, promotion
+from forestops.names import ALIAS_CHAMPION, TrainingStatus
 from tests.support.airflow import run_dag_test
 from tests.training.conftest import env_of, training_log
 
@@ -22,12 +22,12 @@ def test_train_dag_runs_forced_then_skips_without_new_rows(airflow_home, stocked
     assert set(forced.tasks) == set(TASKS)
     assert all(state == "success" for state in forced.tasks.values()), forced.tasks
     client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-    champion = client.get_model_version_by_alias(settings.model_name, promotion.CHAMPION)
+    champion = client.get_model_version_by_alias(settings.model_name, ALIAS_CHAMPION)
     run = client.get_run(champion.run_id)
     parent = client.get_run(run.data.tags["mlflow.parentRunId"])
     assert parent.data.tags["airflow_run_id"] == forced.run_id
     (row,) = training_log(stocked_database)
-    assert row.status == gate.STATUS_TRAINED and row.run_id == forced.run_id
+    assert row.status == TrainingStatus.TRAINED and row.run_id == forced.run_id
 
     # Scheduled (unforced) with no new rows: the gate records a skip, nothing trains.
     skipped = run_dag_test(airflow_home, "covertype_train", env)
@@ -35,8 +35,8 @@ def test_train_dag_runs_forced_then_skips_without_new_rows(airflow_home, stocked
     assert skipped.tasks["gate"] == "success"
     assert skipped.tasks["train"] == "skipped" and skipped.tasks["promote"] == "skipped"
     last = training_log(stocked_database)[-1]
-    assert last.status == gate.STATUS_SKIPPED and "0 new rows" in last.detail
-    assert client.get_model_version_by_alias(settings.model_name, promotion.CHAMPION).version == champion.version
+    assert last.status == TrainingStatus.SKIPPED and "0 new rows" in last.detail
+    assert client.get_model_version_by_alias(settings.model_name, ALIAS_CHAMPION).version == champion.version
 
 
 _STRUCTURE = r"""
@@ -61,7 +61,7 @@ def test_train_dag_structure(airflow_home):
     import subprocess
     import sys
 
-    from forestops.storage import RAW_DATA_ASSET_NAME
+    from forestops.names import RAW_DATA_ASSET_NAME
     from tests.support.airflow import DAGS_FOLDER, airflow_env
 
     result = subprocess.run(

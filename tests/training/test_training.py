@@ -10,6 +10,19 @@ import pytest
 import sqlalchemy as sa
 
 from forestops import schema
+from forestops.names import (
+    ALIAS_CHAMPION,
+    CONFUSION_MATRIX_FILE,
+    IMPORTANCE_FILE,
+    REPORT_FILE,
+    TAG_AIRFLOW_RUN_ID,
+    TAG_CANDIDATE_SCORE,
+    TAG_CHAMPION_SCORE,
+    TAG_CODE_VERSION,
+    TAG_DECISION,
+    TAG_PRIMARY_METRIC,
+    TrainingStatus,
+)
 from forestops.storage import tables
 from forestops.storage.db import make_engine
 from forestops.training import candidates, checks, data, evaluation, gate, promotion, registry, steps, tracking
@@ -38,8 +51,8 @@ def test_training_tracks_registers_and_serves_a_champion(stocked_database, setti
     parent = parents[0]
     assert sorted(r.data.tags["candidate"] for r in children) == sorted(steps.candidate_names(settings))
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
-    assert parent.data.tags[tracking.TAG_AIRFLOW_RUN_ID] == "manual__test-1"
-    assert parent.data.tags[tracking.TAG_CODE_VERSION]
+    assert parent.data.tags[TAG_AIRFLOW_RUN_ID] == "manual__test-1"
+    assert parent.data.tags[TAG_CODE_VERSION]
     assert parent.data.metrics["rows"] == len(training_rows)
 
     # Dataset lineage on the parent: both splits, batch numbers, digest.
@@ -63,9 +76,9 @@ def test_training_tracks_registers_and_serves_a_champion(stocked_database, setti
         assert any(k.startswith("model_") for k in child.data.params)
         names = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {
-            evaluation.CONFUSION_MATRIX_FILE,
-            evaluation.REPORT_FILE,
-            evaluation.IMPORTANCE_FILE,
+            CONFUSION_MATRIX_FILE,
+            REPORT_FILE,
+            IMPORTANCE_FILE,
         } <= names, names
     strong = [c for c in children if c.data.tags["candidate"] in candidates.STRONG_CANDIDATES]
     assert all(c.data.metrics["search_trials"] >= 1 for c in strong)
@@ -75,10 +88,10 @@ def test_training_tracks_registers_and_serves_a_champion(stocked_database, setti
     version = client.get_model_version(settings.model_name, registered["version"])
     assert version.run_id == registered["run_id"]
     assert {a.path for a in client.list_artifacts(version.run_id)} >= {"confusion_matrix.png"}
-    assert version.tags[promotion.TAG_DECISION] == promotion.DECISION_CHAMPION
-    assert version.tags[promotion.TAG_PRIMARY_METRIC] == "f1_macro"
-    assert float(version.tags[promotion.TAG_CANDIDATE_SCORE]) == pytest.approx(result["evaluated"]["score"])
-    champion = client.get_model_version_by_alias(settings.model_name, promotion.CHAMPION)
+    assert version.tags[TAG_DECISION] == promotion.DECISION_CHAMPION
+    assert version.tags[TAG_PRIMARY_METRIC] == "f1_macro"
+    assert float(version.tags[TAG_CANDIDATE_SCORE]) == pytest.approx(result["evaluated"]["score"])
+    champion = client.get_model_version_by_alias(settings.model_name, ALIAS_CHAMPION)
     assert champion.version == registered["version"]
 
     # Artefacts really live in the S3 endpoint (proxied by the server).
@@ -95,14 +108,14 @@ def test_training_tracks_registers_and_serves_a_champion(stocked_database, setti
 
     # The training log records the whole story.
     (row,) = training_log(stocked_database)
-    assert row.status == gate.STATUS_TRAINED and row.decision == promotion.DECISION_CHAMPION
+    assert row.status == TrainingStatus.TRAINED and row.decision == promotion.DECISION_CHAMPION
     assert row.model_version == registered["version"] and row.rows_used == len(training_rows)
     assert row.mlflow_run_id == registered["run_id"] and row.run_id == "manual__test-1"
 
     # No new rows: the gate skips and says so.
     again = steps.run_training(settings)
     assert not again["trained"] and "0 new rows" in again["gate"]["reason"]
-    assert training_log(stocked_database)[-1].status == gate.STATUS_SKIPPED
+    assert training_log(stocked_database)[-1].status == TrainingStatus.SKIPPED
 
 
 def _register(settings, pipeline, x_example) -> str:
@@ -138,8 +151,8 @@ def test_worse_model_stays_challenger_better_takes_champion_and_people_can_undo(
     v1 = _register(settings, weak, x_train)
     assert decide(v1, weak_score).decision == promotion.DECISION_CHAMPION
     first_tags = client.get_model_version(settings.model_name, v1).tags
-    assert promotion.TAG_CHAMPION_SCORE not in first_tags  # no champion to compare with: no score, not ""
-    assert float(first_tags[promotion.TAG_CANDIDATE_SCORE]) == pytest.approx(weak_score)
+    assert TAG_CHAMPION_SCORE not in first_tags  # no champion to compare with: no score, not ""
+    assert float(first_tags[TAG_CANDIDATE_SCORE]) == pytest.approx(weak_score)
     v2 = _register(settings, strong, x_train)
     second = decide(v2, strong_score)
     assert second.decision == promotion.DECISION_CHAMPION
@@ -248,7 +261,7 @@ def test_mlflow_down_fails_clearly_and_a_retry_succeeds(stocked_database, settin
     with pytest.raises(tracking.MlflowUnavailable, match=r"MLflow tracking server at http://127\.0\.0\.1:\d+ is not"):
         steps.train_step(dead, loaded, "retry-test")
     failed = training_log(stocked_database)[-1]
-    assert failed.status == gate.STATUS_FAILED and "not reachable" in failed.detail
+    assert failed.status == TrainingStatus.FAILED and "not reachable" in failed.detail
     # The retry (same inputs, MLflow back) goes through.
     quick = settings.model_copy(update={"training_candidates": "baseline"})
     trained = steps.train_step(quick, loaded, "retry-test")
@@ -285,7 +298,7 @@ def test_gate_counts_new_rows_since_the_last_training(fresh_database_url, traini
     engine = make_engine(fresh_database_url)
     first = gate.decide(engine, None, force=False)
     assert first.train and first.reason == "first training"
-    gate.update(engine, first.log_id, status=gate.STATUS_TRAINED, rows_used=1000, max_raw_id=first.max_raw_id)
+    gate.update(engine, first.log_id, status=TrainingStatus.TRAINED, rows_used=1000, max_raw_id=first.max_raw_id)
 
     assert not gate.decide(engine, None, force=False).train  # nothing new
     insert_raw_rows(fresh_database_url, training_rows[1000:1040], batch_number=2)  # 4% < 5%
@@ -312,4 +325,4 @@ def test_failed_data_check_stops_the_training_with_its_report(fresh_database_url
         steps.check_step(settings, loaded)
     assert '"class_counts"' in str(error.value)
     row = training_log(fresh_database_url)[-1]
-    assert row.status == gate.STATUS_FAILED and "data checks failed: class_counts" in row.detail
+    assert row.status == TrainingStatus.FAILED and "data checks failed: class_counts" in row.detail

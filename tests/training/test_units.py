@@ -8,6 +8,7 @@ import pytest
 import skops.io
 
 from forestops import schema
+from forestops.names import CONFUSION_MATRIX_FILE, REPORT_FILE
 from forestops.training import candidates, checks, data, evaluation, registry
 from tests.support.data import generate_rows
 
@@ -134,9 +135,9 @@ def test_confusion_matrix_and_report_files(fitted, frame, tmp_path):
     result = evaluation.evaluate(fitted[candidates.BASELINE], x, y)
     assert result.confusion.shape == (schema.N_CLASSES, schema.N_CLASSES)
     assert result.confusion.sum() == len(y)
-    png = evaluation.write_confusion_matrix(result.confusion, tmp_path / evaluation.CONFUSION_MATRIX_FILE)
+    png = evaluation.write_confusion_matrix(result.confusion, tmp_path / CONFUSION_MATRIX_FILE)
     assert png.read_bytes()[:4] == b"\x89PNG"
-    report = evaluation.write_report(result, tmp_path / evaluation.REPORT_FILE)
+    report = evaluation.write_report(result, tmp_path / REPORT_FILE)
     assert "macro avg" in report.read_text()
     importance = evaluation.feature_importance(fitted[candidates.LIGHTGBM], x, y, seed=1, max_rows=300)
     assert set(importance["importances"]) == set(schema.FEATURE_COLUMNS)
@@ -151,14 +152,36 @@ def test_search_starts_from_the_defaults_and_stops_early(frame):
     x_fit, y_fit = data.features_and_labels(frame[~inside])
     x_val, y_val = data.features_and_labels(frame[inside])
     for name, size in ((candidates.LIGHTGBM, "n_estimators"), (candidates.HIST_GRADIENT_BOOSTING, "max_iter")):
-        result = search.search(name, x_fit, y_fit, x_val, y_val, seconds=0.5, seed=3)
+        result = search.search(name, x_fit, y_fit, x_val, y_val, search.SearchBudget(cpu_seconds=0.5), seed=3)
         assert result.trials >= 1 and result.history[0]["trial"] == 0
+        assert not result.warm_started
         first = result.history[0]["params"]
         defaults = candidates.DEFAULT_PARAMS[name]
         assert all(first[k] == v for k, v in defaults.items() if k != size), (first, defaults)
         # Early stopping on the validation slice decided the number of rounds.
-        assert 0 < result.params[size] <= defaults[size]
+        assert 0 < result.params[size] <= search.MAX_ROUNDS[name]
         assert 0 < result.validation_f1_macro <= 1
+        assert result.cpu_seconds > 0
+
+
+def test_search_tries_the_warm_start_first_then_the_defaults_within_a_trial_budget(frame):
+    """A champion's recorded parameters (with the rounds it reached) are the first trial; the cap is exact."""
+    from forestops.training import search
+
+    inside = data.validation_mask(frame["row_hash"])
+    x_fit, y_fit = data.features_and_labels(frame[~inside])
+    x_val, y_val = data.features_and_labels(frame[inside])
+    champion = {**candidates.DEFAULT_PARAMS[candidates.LIGHTGBM], "num_leaves": 40, "learning_rate": 0.2}
+    champion["n_estimators"] = 77  # what the champion's own early stopping reached: re-decided here
+    budget = search.SearchBudget(cpu_seconds=10_000, max_trials=3)
+    result = search.search(candidates.LIGHTGBM, x_fit, y_fit, x_val, y_val, budget, seed=3, warm_start=[champion])
+    assert result.warm_started and result.trials == 3
+    first, second = (entry["params"] for entry in result.history[:2])
+    assert (first["num_leaves"], first["learning_rate"]) == (40, 0.2)
+    defaults = candidates.DEFAULT_PARAMS[candidates.LIGHTGBM]
+    assert (second["num_leaves"], second["learning_rate"]) == (defaults["num_leaves"], defaults["learning_rate"])
+    # Starting points never repeat: a warm start equal to the defaults is one trial, not two.
+    assert len(search.starting_points(candidates.LIGHTGBM, [defaults])) == 1
 
 
 def test_feature_coercer_fast_path_gives_the_slow_paths_frame_and_predictions(fitted, frame):

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from forestops.ingest import store
 from forestops.ingest.client import DataApiClient, DataApiConfigurationError, DataApiUnavailable
 from forestops.ingest.rows import RejectedRow, check_rows
+from forestops.names import FetchStatus
 from forestops.settings import Settings
 from forestops.storage.db import ensure_schema, make_engine
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class IngestOutcome:
-    status: str  # "stored" | "complete" | "error"
+    status: FetchStatus
     group_number: int
     batch_number: int | None = None
     rows_received: int = 0
@@ -41,12 +42,12 @@ class IngestOutcome:
     replayed: bool = False
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "status": self.status.value}  # plain values for XCom and JSON
 
     def summary(self) -> str:
-        if self.status == store.COMPLETE:
+        if self.status == FetchStatus.COMPLETE:
             return f"group {self.group_number}: collection complete ({self.detail})"
-        if self.status == store.ERROR:
+        if self.status == FetchStatus.ERROR:
             return f"group {self.group_number}: fetch failed: {self.error}"
         return (
             f"group {self.group_number} batch {self.batch_number}: received {self.rows_received}, "
@@ -56,7 +57,7 @@ class IngestOutcome:
 
 def _replay(row: dict) -> IngestOutcome:
     return IngestOutcome(
-        status=row["status"],
+        status=FetchStatus(row["status"]),
         group_number=row["group_number"],
         batch_number=row["batch_number"],
         rows_received=row["rows_received"],
@@ -94,11 +95,13 @@ def _fetch_and_store(settings: Settings, engine: Engine, run_id: str | None) -> 
         try:
             result = client.fetch()
         except DataApiUnavailable as error:
-            fetch_id = store.record_status(engine, status=store.ERROR, error=str(error), started_at=started_at, **where)
+            fetch_id = store.record_status(
+                engine, status=FetchStatus.ERROR, error=str(error), started_at=started_at, **where
+            )
             log.error("%s", error)
-            return IngestOutcome(store.ERROR, group, fetch_id=fetch_id, error=str(error))
+            return IngestOutcome(FetchStatus.ERROR, group, fetch_id=fetch_id, error=str(error))
         except DataApiConfigurationError as error:
-            store.record_status(engine, status=store.ERROR, error=str(error), started_at=started_at, **where)
+            store.record_status(engine, status=FetchStatus.ERROR, error=str(error), started_at=started_at, **where)
             raise
 
         if result.kind == "complete":
@@ -113,8 +116,10 @@ def _fetch_and_store(settings: Settings, engine: Engine, run_id: str | None) -> 
                 else:
                     restarted = True
                     detail += f"; collection restarted (FORESTOPS_RESTART_WHEN_DONE): {answer}"
-            fetch_id = store.record_status(engine, status=store.COMPLETE, detail=detail, started_at=started_at, **where)
-            outcome = IngestOutcome(store.COMPLETE, group, fetch_id=fetch_id, detail=detail, restarted=restarted)
+            fetch_id = store.record_status(
+                engine, status=FetchStatus.COMPLETE, detail=detail, started_at=started_at, **where
+            )
+            outcome = IngestOutcome(FetchStatus.COMPLETE, group, fetch_id=fetch_id, detail=detail, restarted=restarted)
             log.info("%s", outcome.summary())
             return outcome
 
@@ -134,7 +139,7 @@ def _fetch_and_store(settings: Settings, engine: Engine, run_id: str | None) -> 
         **where,
     )
     outcome = IngestOutcome(
-        store.STORED,
+        FetchStatus.STORED,
         group,
         batch_number=result.batch_number,
         rows_received=counts.received,

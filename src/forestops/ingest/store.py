@@ -23,11 +23,8 @@ from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from forestops.ingest.rows import RejectedRow
+from forestops.names import FetchStatus
 from forestops.storage.tables import fetch_log, raw_rows, rejected_rows
-
-STORED = "stored"
-COMPLETE = "complete"
-ERROR = "error"
 
 
 def utcnow() -> dt.datetime:
@@ -119,7 +116,7 @@ def _open_fetch(
             source_url=source_url,
             group_number=group,
             batch_number=batch,
-            status=STORED,
+            status=FetchStatus.STORED,
             rows_received=0,
             rows_new=0,
             rows_duplicate=0,
@@ -197,7 +194,7 @@ def store_fetch(
 def record_status(
     engine: Engine,
     *,
-    status: str,
+    status: FetchStatus,
     source_url: str,
     group_number: int,
     run_id: str | None = None,
@@ -222,7 +219,7 @@ def finished_fetch_of_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
         row = (
             connection.execute(
                 select(fetch_log)
-                .where(fetch_log.c.run_id == run_id, fetch_log.c.status.in_((STORED, COMPLETE)))
+                .where(fetch_log.c.run_id == run_id, fetch_log.c.status.in_((FetchStatus.STORED, FetchStatus.COMPLETE)))
                 .order_by(fetch_log.c.id.desc())
                 .limit(1)
             )

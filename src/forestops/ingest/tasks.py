@@ -6,6 +6,7 @@ import logging
 
 from forestops.errors import ForestopsError
 from forestops.ingest.pipeline import ingest_once
+from forestops.names import FetchStatus
 from forestops.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -24,14 +25,14 @@ def collect(run_id: str | None, overrides: dict | None = None) -> dict:
     """
     outcome = ingest_once(load_settings(**(overrides or {})), run_id=run_id)
     log.info("%s", outcome.summary())
-    if outcome.status == "error":
+    if outcome.status == FetchStatus.ERROR:
         raise IngestFailed(outcome.error)
     return outcome.as_dict()
 
 
 def has_new_rows(outcome: dict) -> bool:
     """Whether downstream (the Asset event, hence training) should happen."""
-    return outcome["status"] == "stored" and outcome["rows_new"] > 0
+    return outcome["status"] == FetchStatus.STORED and outcome["rows_new"] > 0
 
 
 def asset_extra(outcome: dict) -> dict:

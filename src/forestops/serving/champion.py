@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from forestops import schema
-from forestops.model_loading import UntrustedModel, load_model_folder
+from forestops import names, schema
 from forestops.errors import DataError
+from forestops.model_loading import UntrustedModel, load_model_folder
 from forestops.serving.frames import frame_from_columns
 from forestops.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ALIAS = "champion"
+ALIAS = names.ALIAS_CHAMPION  # the alias this service follows
 RETRY_FAILED_AFTER_SECONDS = 60.0
 NO_CHAMPION_MESSAGE = (
     "no champion yet: model {name!r} has no version with the alias 'champion' in the MLflow registry at {uri}. "

@@ -15,13 +15,9 @@ from typing import Any
 import numpy as np
 
 from forestops import schema
+from forestops.names import IMPORTANCE_FILE, IMPORTANCE_PLOT_FILE
 
 log = logging.getLogger(__name__)
-
-CONFUSION_MATRIX_FILE = "confusion_matrix.png"
-REPORT_FILE = "classification_report.json"
-IMPORTANCE_FILE = "feature_importance.json"
-IMPORTANCE_PLOT_FILE = "feature_importance.png"
 
 
 @dataclass

@@ -18,15 +18,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from forestops.names import TrainingStatus
 from forestops.storage import tables
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SHARE = 0.05
-STATUS_SKIPPED = "skipped"
-STATUS_RUNNING = "running"
-STATUS_TRAINED = "trained"
-STATUS_FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,12 @@ def _utcnow() -> datetime:
 
 def last_training(connection: sa.Connection) -> sa.Row | None:
     log_table = tables.training_log
-    query = sa.select(log_table).where(log_table.c.status == STATUS_TRAINED).order_by(log_table.c.id.desc()).limit(1)
+    query = (
+        sa.select(log_table)
+        .where(log_table.c.status == TrainingStatus.TRAINED)
+        .order_by(log_table.c.id.desc())
+        .limit(1)
+    )
     return connection.execute(query).first()
 
 
@@ -75,7 +77,7 @@ def decide(engine: sa.Engine, min_new_rows: int | None, force: bool, run_id: str
             reason = f"forced; {reason}"
         elif not train and previous is None:
             reason = "no rows stored yet"
-        status = STATUS_RUNNING if train else STATUS_SKIPPED
+        status = TrainingStatus.RUNNING if train else TrainingStatus.SKIPPED
         now = _utcnow()
         result = connection.execute(
             tables.training_log.insert().values(
@@ -96,7 +98,7 @@ def decide(engine: sa.Engine, min_new_rows: int | None, force: bool, run_id: str
 
 def update(engine: sa.Engine, log_id: int, **values: Any) -> None:
     """Record progress or the outcome of a training on its log row."""
-    if values.get("status") in (STATUS_TRAINED, STATUS_FAILED):
+    if values.get("status") in (TrainingStatus.TRAINED, TrainingStatus.FAILED):
         values.setdefault("finished_at", _utcnow())
     if "detail" in values and values["detail"] is not None:
         values["detail"] = str(values["detail"])[:60000]

@@ -21,23 +21,27 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from forestops.errors import ForestopsError
+from forestops.names import (
+    ALIAS_CHALLENGER,
+    ALIAS_CHAMPION,
+    TAG_CANDIDATE_SCORE,
+    TAG_CHAMPION_SCORE,
+    TAG_DECIDED_AT,
+    TAG_DECIDED_BY,
+    TAG_DECISION,
+    TAG_PREVIOUS_CHAMPION,
+    TAG_PRIMARY_METRIC,
+)
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+# The aliases and the version tags (the model contract: the decision, both
+# scores, ``champion_score`` only when there was a champion to compare with,
+# and ``previous_champion``, where rollback finds the version to return to)
+# live in forestops.names, which the UI and the inference service read too.
+CHAMPION = ALIAS_CHAMPION
+CHALLENGER = ALIAS_CHALLENGER
 LOCK_TIMEOUT_SECONDS = 300
-
-# Version tags (the model contract): the decision and both scores
-# (``champion_score`` only when there was a champion to compare with).
-TAG_DECISION = "decision"
-TAG_CANDIDATE_SCORE = "candidate_score"
-TAG_CHAMPION_SCORE = "champion_score"
-TAG_PRIMARY_METRIC = "primary_metric"
-# Where rollback finds the version to return to.
-TAG_PREVIOUS_CHAMPION = "previous_champion"
-TAG_DECIDED_AT = "decided_at"
-TAG_DECIDED_BY = "decided_by"
 
 DECISION_CHAMPION = "champion"
 DECISION_CHALLENGER = "challenger"

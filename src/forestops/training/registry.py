@@ -13,11 +13,9 @@ import logging
 from typing import Any
 
 from forestops import model_loading, schema
+from forestops.names import MODEL_ARTIFACT_NAME, SERIALIZATION_FORMAT
 
 log = logging.getLogger(__name__)
-
-MODEL_ARTIFACT_NAME = "model"
-SERIALIZATION_FORMAT = "skops"
 
 # One list for whoever logs or loads a model (forestops.model_loading).
 TRUSTED_TYPES = model_loading.TRUSTED_TYPES

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from forestops import model_loading
+from forestops import model_loading, names
+from forestops.names import TrainingStatus
 from forestops.settings import Settings
 from forestops.storage.db import ensure_schema, make_engine
 from forestops.training import candidates as cands
@@ -27,7 +28,7 @@ from forestops.training import checks, data, evaluation, gate, promotion, regist
 log = logging.getLogger(__name__)
 
 PARENT_RUN_PREFIX = "training"
-DATASET_NAME = "covertype_raw_rows"
+DATASET_NAME = names.RAW_DATA_ASSET_NAME
 
 
 def _engine(settings: Settings):
@@ -65,7 +66,7 @@ def recorded_failure(settings: Settings, log_id: int | None) -> Iterator[None]:
     except Exception as error:
         if log_id is not None:
             try:
-                gate.update(_engine(settings), log_id, status=gate.STATUS_FAILED, detail=str(error))
+                gate.update(_engine(settings), log_id, status=TrainingStatus.FAILED, detail=str(error))
             except Exception:  # the original error matters more than the bookkeeping
                 log.exception("could not record the failure of training %s", log_id)
         raise
@@ -139,8 +140,8 @@ def train_step(settings: Settings, loaded: dict[str, Any], run_id: str | None = 
         strong = [n for n in names if n in cands.STRONG_CANDIDATES]
         budget = settings.search_seconds / len(strong) if strong else 0.0
         common_tags = {
-            tracking.TAG_AIRFLOW_RUN_ID: run_id or "",
-            tracking.TAG_CODE_VERSION: tracking.code_version(),
+            names.TAG_AIRFLOW_RUN_ID: run_id or "",
+            names.TAG_CODE_VERSION: tracking.code_version(),
             "training_log_id": str(loaded["log_id"]),
         }
         folder = Path(loaded["path"]).parent
@@ -227,9 +228,9 @@ def evaluate_step(settings: Settings, loaded: dict[str, Any], trained: dict[str,
                 mlflow.log_metrics(result.metrics)
                 files = [
                     evaluation.write_confusion_matrix(
-                        result.confusion, out / evaluation.CONFUSION_MATRIX_FILE, f"{name} on evaluation rows"
+                        result.confusion, out / names.CONFUSION_MATRIX_FILE, f"{name} on evaluation rows"
                     ),
-                    evaluation.write_report(result, out / evaluation.REPORT_FILE),
+                    evaluation.write_report(result, out / names.REPORT_FILE),
                     *evaluation.write_importance(importance, out),
                 ]
                 for file in files:
@@ -238,7 +239,7 @@ def evaluate_step(settings: Settings, loaded: dict[str, Any], trained: dict[str,
             log.info("%s: accuracy %.4f, macro-F1 %.4f", name, scores[name]["accuracy"], scores[name]["f1_macro"])
         best = max(scores, key=lambda n: (scores[n][metric], scores[n]["accuracy"]))
         with mlflow.start_run(run_id=trained["parent_run_id"]):
-            mlflow.set_tag("best_candidate", best)
+            mlflow.set_tag(names.TAG_BEST_CANDIDATE, best)
             mlflow.log_metrics({f"best_{k}": v for k, v in scores[best].items()})
             for name, values in scores.items():
                 mlflow.log_metrics({f"{name}_{k}": v for k, v in values.items()})
@@ -310,7 +311,7 @@ def promote_step(
         gate.update(
             engine,
             loaded["log_id"],
-            status=gate.STATUS_TRAINED,
+            status=TrainingStatus.TRAINED,
             decision=decision.decision,
             primary_metric=decision.candidate_score,
             champion_metric=decision.champion_score,

@@ -20,8 +20,6 @@ from forestops.errors import ServiceUnavailable
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-TAG_AIRFLOW_RUN_ID = "airflow_run_id"
-TAG_CODE_VERSION = "code_version"
 DATASET_SOURCE_TABLE = "raw_rows"
 
 

@@ -7,12 +7,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from forestops import names
 from forestops.ui.clients.http import Exchange, ServiceError, exchange
 
 SERVICE = "Airflow"
-INGEST_DAG = "covertype_ingest"
-TRAIN_DAG = "covertype_train"
-PIPELINE_DAGS = (INGEST_DAG, TRAIN_DAG)
+PIPELINE_DAGS = (names.DAG_INGEST, names.DAG_TRAIN)
 
 # Tokens are valid for a while (24 h by default); keeping one per (url, user, password) saves a login
 # per page view, and a changed password is never masked by the token of the old one.

@@ -16,6 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError, SQLAlchemyError
 
+from forestops.names import FetchStatus
 from forestops.storage.db import make_engine
 from forestops.storage.tables import fetch_log
 from forestops.ui.clients.http import ServiceError
@@ -86,7 +87,7 @@ def collection_progress(database_url: str, group_number: int, recent: int = 15) 
             sa.func.coalesce(sa.func.sum(fetch_log.c.rows_new), 0),
             sa.func.coalesce(sa.func.sum(fetch_log.c.rows_duplicate), 0),
             sa.func.coalesce(sa.func.sum(fetch_log.c.rows_rejected), 0),
-            sa.func.sum(sa.case((fetch_log.c.status == "error", 1), else_=0)),
+            sa.func.sum(sa.case((fetch_log.c.status == FetchStatus.ERROR, 1), else_=0)),
             sa.func.max(sa.func.coalesce(fetch_log.c.finished_at, fetch_log.c.started_at)),
         )
         .where(where)

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from forestops import names
 from forestops.ui.clients.http import Exchange, ServiceError, exchange
 
 SERVICE = "MLflow"
-PROMOTION_TAGS = ("decision", "candidate_score", "champion_score", "primary_metric")
+PROMOTION_TAGS = (names.TAG_DECISION, names.TAG_CANDIDATE_SCORE, names.TAG_CHAMPION_SCORE, names.TAG_PRIMARY_METRIC)
 NO_PREVIOUS_CHAMPION = "no previous champion"
-CONFUSION_MATRIX = "confusion_matrix.png"
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ def promotion_cells(tags: dict[str, str]) -> dict[str, str | None]:
     ""), so a decided version without one was compared with nobody.
     """
     cells = {tag: tags.get(tag) or None for tag in PROMOTION_TAGS}
-    if cells["candidate_score"] and not cells["champion_score"]:
-        cells["champion_score"] = NO_PREVIOUS_CHAMPION
+    if cells[names.TAG_CANDIDATE_SCORE] and not cells[names.TAG_CHAMPION_SCORE]:
+        cells[names.TAG_CHAMPION_SCORE] = NO_PREVIOUS_CHAMPION
     return cells
 
 
@@ -136,7 +136,7 @@ class MlflowRegistryClient:
             "run_name": info.get("run_name"),
         }
 
-    def artifact(self, run_id: str, path: str = CONFUSION_MATRIX) -> bytes | ServiceError:
+    def artifact(self, run_id: str, path: str = names.CONFUSION_MATRIX_FILE) -> bytes | ServiceError:
         """An artefact of a run, read through the server (works with proxied artefact storage)."""
         record = self._get("/get-artifact", {"run_uuid": run_id, "path": path})
         if record.ok and record.content:

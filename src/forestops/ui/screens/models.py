@@ -4,6 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from forestops import names
 from forestops.ui import views
 from forestops.ui.clients.http import ServiceError
 from forestops.ui.clients.mlflow_registry import promotion_cells
@@ -33,8 +34,8 @@ if not versions:
     )
     st.stop()
 
-champion = next((v for v in versions if "champion" in v.aliases), None)
-challenger = next((v for v in versions if "challenger" in v.aliases), None)
+champion = next((v for v in versions if names.ALIAS_CHAMPION in v.aliases), None)
+challenger = next((v for v in versions if names.ALIAS_CHALLENGER in v.aliases), None)
 cells = st.columns(3)
 cells[0].metric("Versions", len(versions))
 cells[1].metric("@champion", f"v{champion.version}" if champion else "none")
