@@ -44,14 +44,14 @@ def _engine_for(url: str):
 
 
 def candidate_names(settings: Settings) -> list[str]:
-    names = [n.strip() for n in settings.training_candidates.split(",") if n.strip()]
-    unknown = [n for n in names if n not in cands.CANDIDATES]
-    if unknown or not names:
+    chosen = [n.strip() for n in settings.training_candidates.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in cands.CANDIDATES]
+    if unknown or not chosen:
         raise ValueError(
             f"FORESTOPS_TRAINING_CANDIDATES: unknown candidate(s) {unknown or '(none given)'}; "
             f"choose from {', '.join(cands.CANDIDATES)}"
         )
-    return names
+    return chosen
 
 
 def work_dir(settings: Settings, log_id: int) -> Path:
@@ -133,11 +133,11 @@ def train_step(settings: Settings, loaded: dict[str, Any], run_id: str | None = 
 
     with recorded_failure(settings, loaded["log_id"]):
         tracking.connect(settings.mlflow_tracking_uri, settings.experiment_name)
-        names = candidate_names(settings)
+        to_fit = candidate_names(settings)
         frame = data.read_split(loaded["path"])
         training, evaluation_rows = _split_frames(frame)
         x_train, y_train = data.features_and_labels(training)
-        strong = [n for n in names if n in cands.STRONG_CANDIDATES]
+        strong = [n for n in to_fit if n in cands.STRONG_CANDIDATES]
         budget = settings.search_seconds / len(strong) if strong else 0.0
         common_tags = {
             names.TAG_AIRFLOW_RUN_ID: run_id or "",
@@ -156,7 +156,7 @@ def train_step(settings: Settings, loaded: dict[str, Any], run_id: str | None = 
             )
             mlflow.log_params(
                 {
-                    "candidates": ",".join(names),
+                    "candidates": ",".join(to_fit),
                     "search_seconds": settings.search_seconds,
                     "evaluation_percent": settings.evaluation_percent,
                     "class_weight_power": settings.class_weight_power,
@@ -169,7 +169,7 @@ def train_step(settings: Settings, loaded: dict[str, Any], run_id: str | None = 
             report_file = folder / "data_report.json"
             if report_file.exists():
                 mlflow.log_artifact(str(report_file))
-            for name in names:
+            for name in to_fit:
                 with mlflow.start_run(run_name=name, nested=True, tags={**common_tags, "candidate": name}) as child:
                     started = time.perf_counter()
                     with _limited_threads():
