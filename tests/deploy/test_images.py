@@ -110,7 +110,11 @@ def test_mlflow_command_uses_options_of_the_pinned_mlflow(services) -> None:
     used = {arg.split("=")[0] for arg in argv[2:] if arg.startswith("--")}
     assert used - compose.mlflow_server_options() == set()
     for variable in compose.environment(services["mlflow"]):
-        if variable.startswith("MLFLOW_") and variable != "MLFLOW_S3_ENDPOINT_URL":
+        if variable == "MLFLOW_DISABLE_TELEMETRY":  # read by MLflow's telemetry, not the server command
+            import mlflow.environment_variables as mlflow_env
+
+            assert mlflow_env.MLFLOW_DISABLE_TELEMETRY.name == variable
+        elif variable.startswith("MLFLOW_") and variable != "MLFLOW_S3_ENDPOINT_URL":
             # every other MLFLOW_* variable must be one the server command reads
             from mlflow.cli import cli
 
@@ -143,8 +147,8 @@ def test_airflow_image_matches_the_locked_airflow_and_python() -> None:
     path = compose.DOCKER_DIR / "airflow" / "Dockerfile"
     base = next(args for instruction, args in compose.dockerfile_instructions(path) if instruction == "FROM")
     version = _locked("apache-airflow")
-    assert base == f"apache/airflow:{version}-python3.11", base
-    assert f'"apache-airflow=={version}"' in path.read_text(), "pip could move Airflow away from the base image's"
+    assert base == f"apache/airflow:slim-{version}-python3.11", base
+    assert f'"apache-airflow[postgres,celery]=={version}"' in path.read_text(), "pip could move Airflow"
     requires = tomllib.loads((compose.REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     assert ">=3.11" in requires
 
@@ -160,3 +164,43 @@ def test_python_packages_are_installed_with_the_lock_as_constraints(path) -> Non
     for args in installs:
         assert "--constraint" in args and "requirements.lock" in args, args
     _locked("mlflow")  # the MLflow image's version comes from here
+
+
+def _index(instructions: list[tuple[str, str]], predicate) -> int:
+    return next(i for i, item in enumerate(instructions) if predicate(*item))
+
+
+@pytest.mark.parametrize("path", [p for p in DOCKERFILES if p.parent.name != "mlflow"], ids=lambda p: p.parent.name)
+def test_dependencies_are_installed_in_a_layer_before_the_source_is_copied(path) -> None:
+    """A README or source edit must not rebuild the dependencies: only the lock and pyproject.toml come before."""
+    steps = compose.dockerfile_instructions(path)
+    deps = _index(steps, lambda i, a: i == "RUN" and "pip install" in a and "--no-deps" not in a)
+    copied_before = {
+        part for i, a in steps[:deps] if i == "COPY" for part in a.split()[:-1] if not part.startswith("--")
+    }
+    assert copied_before - {"docker/airflow/entrypoint.sh"} == {"requirements.lock", "pyproject.toml"}, copied_before
+    source = _index(steps, lambda i, a: i == "COPY" and a.split()[-2] == "src")
+    package = _index(steps, lambda i, a: i == "RUN" and "--no-deps" in a)
+    assert deps < source < package
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_every_image_checks_its_installed_packages(path) -> None:
+    last_install = [a for i, a in compose.dockerfile_instructions(path) if i == "RUN" and "pip install" in a][-1]
+    assert "pip check" in last_install
+
+
+def test_airflow_image_installs_only_the_providers_the_stack_uses() -> None:
+    """Providers: postgres (metadata DB) and celery (CELERY=1); the DAGs import airflow.sdk and nothing else."""
+    text = (compose.DOCKER_DIR / "airflow" / "Dockerfile").read_text()
+    assert set(re.findall(r"apache-airflow-providers-([a-z-]+)==", text)) == {"postgres", "celery"}
+    imports = set()
+    for path in sorted(compose.DAGS_DIR.glob("*.py")) + sorted(compose.SRC.rglob("*.py")):
+        imports |= set(re.findall(r"^\s*(?:from|import) (airflow\.providers\.[a-z_]+)", path.read_text(), re.MULTILINE))
+    assert imports == set(), f"code imports providers the image does not install: {imports}"
+
+
+def test_airflow_image_owns_the_work_folder_its_volume_is_mounted_on(services) -> None:
+    home = compose.environment(services["airflow-scheduler"])["FORESTOPS_HOME"]
+    text = (compose.DOCKER_DIR / "airflow" / "Dockerfile").read_text()
+    assert re.search(rf"install -d -o 50000 .*{re.escape(home)}", text), f"{home} is not created for the airflow user"
