@@ -42,14 +42,33 @@ class _Forestops(typer.Typer):
 app = _Forestops(no_args_is_help=True, add_completion=False, help="Forest Cover Type MLOps stack.")
 
 
+# Commands that never touch FORESTOPS_HOME (the compose deployment's helper).
+_NO_HOME = {"gen-env"}
+
+
 @app.callback()
-def main() -> None:
+def main(ctx: typer.Context) -> None:
     """Forest Cover Type MLOps stack: one subcommand per service or operation."""
+    if ctx.invoked_subcommand not in _NO_HOME:
+        import os
+
+        from forestops.home import ensure_home
+        from forestops.settings import Settings
+
+        # Read before any setting is validated: a missing folder is made, an unusable one refused by name.
+        ensure_home(Path(os.environ.get("FORESTOPS_HOME") or Settings.model_fields["home"].default))
 
 
 def _settings(**overrides: Any) -> Settings:
     """Settings from the environment with the options given on the command line."""
     return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _require_port(host: str, port: int, setting: str, title: str) -> None:
+    """Refuse a taken port before a server spends time starting (see forestops.ports)."""
+    from forestops.ports import require_free_port
+
+    require_free_port(host, port, setting, title)
 
 
 @app.command()
@@ -59,6 +78,7 @@ def datasource(
 ) -> None:
     """Serve the batch data API (the course's API, reproduced)."""
     settings = _settings(datasource_host=host, datasource_port=port)
+    _require_port(settings.datasource_host, settings.datasource_port, "DATASOURCE_PORT", "batch data API")
     from forestops.datasource.server import serve
 
     sys.exit(serve(settings))
@@ -138,6 +158,7 @@ def inference(
 ) -> None:
     """Serve the inference API: the champion model from MLflow, swapped when the alias moves."""
     settings = _settings(inference_host=host, inference_port=port, inference_workers=workers)
+    _require_port(settings.inference_host, settings.inference_port, "INFERENCE_PORT", "inference API")
     from forestops.serving.server import serve
 
     sys.exit(serve(settings))
@@ -150,6 +171,7 @@ def ui(
 ) -> None:
     """Serve the Streamlit app: predict, watch and drive the pipeline, compare models."""
     settings = _settings(ui_host=host, ui_port=port)
+    _require_port(settings.ui_host, settings.ui_port, "UI_PORT", "Streamlit UI")
     from forestops.ui.server import serve
 
     sys.exit(serve(settings))
@@ -166,6 +188,7 @@ def mlflow_server_command(
 
     setup_logging()
     settings = _settings(mlflow_port=port)
+    _require_port(host, settings.mlflow_port, "MLFLOW_PORT", "MLflow server")
     from forestops.local.mlflow_server import serve
 
     serve(settings, host=host, port=settings.mlflow_port, workers=workers)

@@ -9,6 +9,10 @@ bad value fails with the variable's name in the message.
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -214,8 +218,45 @@ def describe_validation_error(error: ValidationError) -> str:
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
+# FORESTOPS_* names that are read elsewhere, not by Settings (compose files, tests, benchmarks).
+_OTHER_VARIABLES = frozenset({"FORESTOPS_BIND_INTERNAL", "FORESTOPS_IMAGE_TAG"})
+_OTHER_PREFIXES = ("FORESTOPS_TEST_", "FORESTOPS_BENCH_")
+_warned_unknown = False
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """``FORESTOPS_*`` names no setting reads, each with the closest valid name (or None).
+
+    Pydantic ignores them silently, so a typo such as ``FORESTOPS_BATCH_SECOND``
+    would leave the default in place without a word.
+    """
+    known = sorted(ENV_PREFIX + name.upper() for name in Settings.model_fields)
+    found = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known or upper in _OTHER_VARIABLES:
+            continue
+        if upper.startswith(_OTHER_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
+        found.append((name, close[0] if close else None))
+    return found
+
+
+def warn_unknown_variables(environ: Mapping[str, str] | None = None) -> None:
+    """Warn once per process about each unknown ``FORESTOPS_*`` variable."""
+    global _warned_unknown
+    if _warned_unknown:
+        return
+    _warned_unknown = True
+    for name, close in unknown_variables(os.environ if environ is None else environ):
+        hint = f"did you mean {close}?" if close else "see docs/configuration.md for the valid names"
+        logging.getLogger(__name__).warning("warning: %s is not a forestops setting and is ignored; %s", name, hint)
+
+
 def load_settings(**overrides) -> Settings:
     """Read and validate settings, turning pydantic's report into one message."""
+    warn_unknown_variables()
     try:
         return Settings(**overrides)
     except ValidationError as error:

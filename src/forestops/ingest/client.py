@@ -174,7 +174,8 @@ class DataApiClient:
             last = error.last_attempt.exception()
             raise DataApiUnavailable(
                 f"data API {self.shown_url}{path} failed {self.retries + 1} time(s); last: "
-                f"{describe_transport_error(last)}"
+                f"{describe_transport_error(last)}; start the data API (`forestops datasource`, or the stack) "
+                "or set FORESTOPS_DATASOURCE_URL, then retry"
             ) from last
         raise AssertionError("unreachable")
 

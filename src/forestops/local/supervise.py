@@ -30,6 +30,12 @@ from pathlib import Path
 
 import psutil
 
+from forestops.errors import ForestopsError
+
+
+class StateFileError(ForestopsError):
+    """The stack's state file cannot be read, so the pids it should name are unknown."""
+
 
 def installed_command(name: str) -> str | None:
     """A console script of this environment (the venv) first, else one on PATH; None when neither has it."""
@@ -106,12 +112,22 @@ class StackState:
     def load(cls, path: Path) -> StackState:
         if not path.exists():
             return cls(path=path)
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            services = {name: ServiceRecord(**record) for name, record in data.get("services", {}).items()}
+        except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as error:
+            raise StateFileError(
+                f"the local stack's state file {path} is unreadable ({error}); it lists the pids `make down` stops. "
+                f"Look for leftover services (`ps -ef | grep -e forestops -e airflow -e mlflow`) and stop them, "
+                f"then delete the file (`rm {path}`) and start again"
+            ) from None
         return cls(
             path=path,
             started_at=data.get("started_at", 0.0),
             mode=data.get("mode", ""),
-            services={name: ServiceRecord(**record) for name, record in data.get("services", {}).items()},
+            services=services,
             notes=data.get("notes", {}),
         )
 

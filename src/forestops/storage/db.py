@@ -21,6 +21,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import OperationalError
+
+from forestops.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,21 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # databases created before the schema moved to migrations.
 _BASELINE_REVISION = "0001"
 _SCHEMA_LOCK = "forestops_covertype_schema"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The covertype database did not answer (or, for SQLite, its file cannot be opened)."""
+
+
+def unavailable_message(engine: Engine, error: OperationalError) -> str:
+    """Which database, why (the driver's own words, no password), and which settings point there."""
+    where = engine.url.render_as_string(hide_password=True)
+    reason = str(error.orig).strip() if error.orig is not None else str(error).splitlines()[0]
+    if engine.url.get_backend_name() == "sqlite":
+        fix = "check that FORESTOPS_HOME (or FORESTOPS_DATABASE_URL) names a folder you can write"
+    else:
+        fix = "start the database server, or check FORESTOPS_DATABASE_URL / FORESTOPS_MYSQL_URL"
+    return f"the covertype database at {where} is not reachable ({reason}); {fix}"
 
 
 def make_engine(url: str) -> Engine:
@@ -83,9 +101,12 @@ def _schema_lock(connection: Connection) -> Iterator[None]:
 def ensure_schema(engine: Engine) -> str:
     """Migrate the database to the newest revision (idempotent); returns it."""
     head = head_revision()
-    with engine.connect() as connection:
-        if current_revision(connection) == head:
-            return head
+    try:
+        with engine.connect() as connection:
+            if current_revision(connection) == head:
+                return head
+    except OperationalError as error:
+        raise DatabaseUnavailable(unavailable_message(engine, error)) from None
     with engine.begin() as connection, _schema_lock(connection):
         revision = current_revision(connection)
         if revision is None and inspect(connection).has_table("raw_rows"):
