@@ -75,6 +75,9 @@ def shared_environment(settings: Settings, setup: airflow.AirflowSetup | None, r
         "FORESTOPS_AIRFLOW_PORT": str(settings.airflow_port),
         "FORESTOPS_AIRFLOW_URL": url_of(settings.airflow_port),
         "FORESTOPS_DATABASE_URL": raw_url,
+        # No usage telemetry from any service or task (MLflow's switch and the cross-tool one).
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
     }
     if setup is not None:
         values["FORESTOPS_AIRFLOW_USERNAME"] = airflow.ADMIN_USER
