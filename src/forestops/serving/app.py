@@ -26,10 +26,10 @@ from starlette.concurrency import run_in_threadpool
 
 from forestops import schema
 from forestops.body_limit import BodyLimit
-from forestops.serving import contract, validation_errors
+from forestops.serving import arrays, contract, validation_errors
 from forestops.serving.batching import Answer, Batcher, NoChampion
 from forestops.serving.champion import ALIAS, ChampionWatcher
-from forestops.serving.frames import columns_of
+from forestops.serving.predictors import RowBlock
 from forestops.serving.telemetry import ServingMetrics
 from forestops.settings import Settings, load_settings
 
@@ -50,19 +50,9 @@ def _iso(value) -> str | None:
 
 
 def render_predictions(answer: Answer) -> bytes:
-    names = schema.COVER_TYPES
     model = answer.model
-    predictions = [
-        {
-            "cover_type": class_id,
-            "cover_type_name": names[class_id],
-            "probabilities": dict(zip(names, row, strict=True)),
-        }
-        for class_id, row in zip(answer.class_ids.tolist(), answer.probabilities.tolist(), strict=True)
-    ]
-    return orjson.dumps(
-        {"model": {"name": model.name, "version": model.version, "alias": ALIAS}, "predictions": predictions}
-    )
+    ref = {"name": model.name, "version": model.version, "alias": ALIAS}
+    return arrays.render_predictions(ref, answer.class_ids, answer.probabilities)
 
 
 def parse_request(body: bytes) -> contract.PredictRequest:
@@ -73,9 +63,12 @@ def parse_request(body: bytes) -> contract.PredictRequest:
         raise RequestValidationError(errors) from None
 
 
-def parse_columns(body: bytes) -> tuple[dict[str, list[Any]], int]:
-    payload = parse_request(body)
-    return columns_of(payload.instances), len(payload.instances)
+def parse_rows(body: bytes) -> RowBlock:
+    """Plainly valid bodies at array speed; anything else through the pydantic models (and their 422s)."""
+    block = arrays.parse_block(body)
+    if block is None:
+        block = arrays.block_from_instances(parse_request(body).instances)
+    return block
 
 
 class Service:
@@ -141,6 +134,8 @@ class Service:
             "run_id": current.run_id if current else None,
             "metrics": current.metrics if current else {},
             "loaded_at": _iso(current.loaded_at) if current else None,
+            "predictor": current.predictor.kind if current else None,
+            "predictor_fallback": current.predictor_fallback if current else None,
             "checked_at": _iso(holder.checked_at),
             "registry_error": holder.registry_error,
             "load_failure": {
@@ -252,8 +247,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """
         body = await request.body()
         big = len(body) > OFF_LOOP_BODY_BYTES
-        columns, rows = await run_in_threadpool(parse_columns, body) if big else parse_columns(body)
-        answer = await service.batcher.predict(columns, rows)
+        rows = await run_in_threadpool(parse_rows, body) if big else parse_rows(body)
+        answer = await service.batcher.predict(rows)
         content = await run_in_threadpool(render_predictions, answer) if big else render_predictions(answer)
         return Response(content, media_type="application/json")
 

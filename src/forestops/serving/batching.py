@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from forestops.errors import ServiceUnavailable
 from forestops.serving.champion import ChampionHolder, ServedModel
-from forestops.serving.frames import Columns, extend, frame_from_columns
+from forestops.serving.predictors import RowBlock
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Answer:
 
 @dataclass
 class _Job:
-    columns: Columns
+    block: RowBlock
     rows: int
     future: asyncio.Future
 
@@ -75,12 +75,12 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def predict(self, columns: Columns, rows: int) -> Answer:
+    async def predict(self, block: RowBlock) -> Answer:
         if self.holder.current is None:
             raise NoChampion()
         assert self._queue is not None, "Batcher.start() was not called"
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(columns, rows, future))
+        self._queue.put_nowait(_Job(block, len(block), future))
         return await future
 
     def _take_batch(self, first: _Job) -> list[_Job]:
@@ -130,10 +130,4 @@ class Batcher:
 
 
 def _predict(model: ServedModel, jobs: list[_Job]) -> tuple[np.ndarray, np.ndarray]:
-    if len(jobs) == 1:
-        columns = jobs[0].columns
-    else:
-        columns = {c: list(v) for c, v in jobs[0].columns.items()}
-        for job in jobs[1:]:
-            extend(columns, job.columns)
-    return model.predict(frame_from_columns(columns))
+    return model.predict(RowBlock.concat([job.block for job in jobs]))

@@ -23,6 +23,7 @@ from forestops import names, schema
 from forestops.errors import DataError
 from forestops.model_loading import UntrustedModel, load_model_folder
 from forestops.serving.frames import frame_from_columns
+from forestops.serving.predictors import PipelinePredictor, Predictor, RowBlock, build_predictor
 from forestops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,17 @@ class ServedModel:
     loaded_at: datetime
     estimator: Any
     class_ids: np.ndarray  # the model's ``classes_`` as ints, i.e. the columns of predict_proba
+    # What answers requests: a fast predictor that matched the pipeline at load time, or the pipeline.
+    predictor: Predictor = None  # type: ignore[assignment]
+    predictor_fallback: str | None = None  # why the pipeline serves although a fast path was tried
 
-    def predict(self, frame) -> tuple[np.ndarray, np.ndarray]:
+    def __post_init__(self) -> None:
+        if self.predictor is None:
+            object.__setattr__(self, "predictor", PipelinePredictor(self.estimator))
+
+    def predict(self, rows: RowBlock) -> tuple[np.ndarray, np.ndarray]:
         """Class ids and an (n, 7) probability matrix over all cover types."""
-        proba = np.asarray(self.estimator.predict_proba(frame), dtype=np.float64)
+        proba = self.predictor.predict_proba(rows)
         full = np.zeros((proba.shape[0], schema.N_CLASSES), dtype=np.float64)
         full[:, self.class_ids] = proba
         return self.class_ids[np.argmax(proba, axis=1)], full
@@ -210,6 +218,7 @@ class ChampionWatcher:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         class_ids = check_estimator(estimator)
+        choice = build_predictor(estimator)  # checked against the pipeline's own predict_proba
         metrics: dict[str, float] = {}
         if run_id:
             try:
@@ -224,4 +233,6 @@ class ChampionWatcher:
             loaded_at=_now(),
             estimator=estimator,
             class_ids=class_ids,
+            predictor=choice.predictor,
+            predictor_fallback=choice.fallback,
         )

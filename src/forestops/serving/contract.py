@@ -163,6 +163,14 @@ class ModelInfo(BaseModel):
     run_id: str | None
     metrics: dict[str, float]
     loaded_at: str | None
+    predictor: str | None = Field(
+        default=None,
+        description="What answers /predict: a fast path checked against the logged pipeline at load time "
+        "('lightgbm-booster', 'sklearn-hgb-predictors', 'onehot-array') or 'pipeline'.",
+    )
+    predictor_fallback: str | None = Field(
+        default=None, description="Why the pipeline serves although a fast path was tried (it did not match)."
+    )
     checked_at: str | None = Field(description="When the registry was last asked for the alias.")
     registry_error: str | None = Field(description="Why the last check of the registry failed, if it did.")
     load_failure: LoadFailureInfo | None = Field(description="The last version that could not be loaded.")
