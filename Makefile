@@ -1,5 +1,8 @@
 # forestops developer commands. `make help` lists them.
 SHELL := /bin/bash
+# No usage telemetry from anything make starts (tests, local stack, benchmarks, CI).
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin

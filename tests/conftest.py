@@ -6,12 +6,17 @@ afterwards, so runs never see each other's rows.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import data, mysql, servers
+
+# No usage telemetry from the suite or anything it starts (children inherit the environment).
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import subprocess
@@ -167,3 +168,15 @@ def test_make_env_adds_keys_a_newer_example_brings(tmp_path) -> None:
     assert second.returncode == 0, second.stderr
     after = (tmp_path / ".env").read_bytes()
     assert after.startswith(before) and "AIRFLOW_API_SECRET_KEY" in parse_env(after.decode())
+
+
+def test_make_exports_telemetry_off_to_everything_it_starts(tmp_path) -> None:
+    """`make test`, `make demo` and `make bench` (and CI, which runs make test) inherit these."""
+    (tmp_path / "Makefile").write_text(
+        (compose.REPO / "Makefile").read_text() + '\nprobe-env:\n\t@echo "$$MLFLOW_DISABLE_TELEMETRY $$DO_NOT_TRACK"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"}}
+    result = subprocess.run(
+        ["make", "-s", "probe-env"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "true 1", result.stdout + result.stderr
