@@ -111,6 +111,13 @@ class Settings(BaseSettings):
         None, description="Airflow metadata DB of the local stack (unset: SQLite under <home>/airflow)."
     )
     stack_health_timeout: float = Field(240.0, gt=0, description="Seconds each local-stack service has to answer.")
+    stack_training_niceness: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="Nice value of the local stack's Airflow scheduler, DAG processor and triggerer (and so of the "
+        "DAG tasks they fork, training included), so a training does not take the inference API's CPU.",
+    )
 
     # -- monitoring (covertype_monitor) -----------------------------------------
     monitor_reference_rows: int = Field(

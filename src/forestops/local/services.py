@@ -35,6 +35,8 @@ class ServiceSpec:
     port_setting: str | None = None
     # An Airflow component (scheduler, ...) reports its health through the API server's health_url.
     health_component: str | None = None
+    # Started at this nice value (inherited by what it forks): Airflow's task runners, training included.
+    niceness: int = 0
 
     def healthy(self) -> bool:
         return service_healthy(self.health_url, self.health_component)
@@ -133,6 +135,7 @@ def plan(settings: Settings, setup: airflow.AirflowSetup) -> list[ServiceSpec]:
                 airflow_health,
                 airflow_env,
                 health_component=component,
+                niceness=settings.stack_training_niceness,
             )
         )
     add_forestops("inference", "inference API", "inference", settings.inference_port, "/health", "INFERENCE_PORT")

@@ -224,6 +224,7 @@ def up(settings: Settings) -> UpResult:
                 url=spec.url,
                 health_url=spec.health_url,
                 health_component=spec.health_component,
+                niceness=spec.niceness,
             )
             records[spec.name] = record
             state.services[spec.name] = record

@@ -160,8 +160,13 @@ def start_detached(
     url: str | None = None,
     health_url: str | None = None,
     health_component: str | None = None,
+    niceness: int = 0,
 ) -> ServiceRecord:
-    """Start ``argv`` in its own session (own process group), output appended to ``log_path``."""
+    """Start ``argv`` in its own session (own process group), output appended to ``log_path``.
+
+    ``niceness`` is added to its nice value (as ``nice -n``) before it runs,
+    so what it forks (Airflow's task runners) inherits it.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
@@ -174,6 +179,8 @@ def start_detached(
             env=dict(env),
             cwd=cwd,
             start_new_session=True,
+            # In the child before exec, so everything it forks inherits it.
+            preexec_fn=(lambda: os.nice(niceness)) if niceness else None,
         )
     create_time = psutil.Process(process.pid).create_time()
     return ServiceRecord(name, process.pid, create_time, list(argv), str(log_path), url, health_url, health_component)

@@ -1,8 +1,11 @@
 """Prometheus metrics: HTTP metrics from the instrumentator plus what the model does.
 
 Each app gets its own registry so that several apps in one process (tests)
-do not collide on metric names.  With several uvicorn workers each worker
-answers ``/metrics`` for itself (no multiprocess aggregation).
+do not collide on metric names.  With several uvicorn workers
+(``forestops.serving.server``) prometheus_client runs in multiprocess mode:
+every worker writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` and
+whichever worker answers ``/metrics`` reports all of them (counters summed;
+the served version is the one a live worker set most recently).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class ServingMetrics:
             "Registry version of the model being served (0: none loaded).",
             ["model"],
             registry=self.registry,
+            multiprocess_mode="livemostrecent",
         )
         self.predictions = Counter(
             "forestops_predictions",
