@@ -215,6 +215,15 @@ def promote(version: str = typer.Argument(..., help="The model version to make c
 
 
 @app.command()
+def monitor(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table.")) -> None:
+    """Accuracy, macro-F1 and drift of each batch, with the champion version that scored it (covertype_monitor)."""
+    from forestops.monitoring import report
+
+    rows = report.load(_settings())
+    typer.echo(report.as_json(rows) if as_json else report.table(rows))
+
+
+@app.command()
 def rollback() -> None:
     """Give the champion alias back to the version the current champion replaced."""
     from forestops.training.commands import run_rollback

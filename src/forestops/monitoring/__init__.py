@@ -1,0 +1,1 @@
+"""Prequential monitoring: how the serving champion did on each batch before any training on it."""
