@@ -10,7 +10,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit lint lock bench demo down status up down-docker check preflight ps-docker logs browser .env
+.PHONY: help install test test-unit lint lock bench demo down status up down-docker check preflight ps-docker logs browser wrk .env
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,8 +51,18 @@ lint: install ## Ruff lint and format check
 lock: ## Re-resolve requirements.lock from pyproject.toml (needs uv)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
 
-bench: install ## Run the benchmarks and print ratios against their anchors
+bench: install wrk ## Run the benchmarks and print ratios against their anchors
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+wrk: ## Debian's wrk, the serving benchmark's load generator (apt-get install when missing and root)
+	@if command -v wrk >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's wrk for the serving benchmark"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk; }; \
+	else \
+		echo "The serving benchmark needs wrk; install it with: sudo apt-get install -y wrk"; \
+	fi
 
 demo: install ## Start the local stack in the background (embedded storage, short demo windows); prints URLs
 	$(BIN)/forestops stack up --demo
