@@ -26,6 +26,8 @@ from starlette.concurrency import run_in_threadpool
 
 from forestops import schema
 from forestops.body_limit import BodyLimit
+from forestops.monitoring.metrics import MonitoringMetrics
+from forestops.redaction import redact
 from forestops.serving import arrays, contract, validation_errors
 from forestops.serving.batching import Answer, Batcher, NoChampion
 from forestops.serving.champion import ALIAS, ChampionWatcher
@@ -78,6 +80,8 @@ class Service:
         self.settings = settings
         self.watcher = ChampionWatcher(settings)
         self.metrics = ServingMetrics()
+        self.monitoring = MonitoringMetrics(self.metrics.registry)
+        self._monitoring_task: asyncio.Task | None = None
         self.batcher = Batcher(self.watcher.holder, on_predicted=self.metrics.record_predictions)
         self._refresh_lock = asyncio.Lock()
         self._poller: asyncio.Task | None = None
@@ -106,9 +110,27 @@ class Service:
             first_check.set()
             await asyncio.sleep(self.settings.model_poll_seconds)
 
+    async def _refresh_monitoring(self) -> None:
+        """Keep the batch gauges of /metrics in step with batch_monitoring; a database that is down only pauses them."""
+        from forestops.storage.db import make_engine
+
+        settings = self.settings
+        reader = settings.reader_database_url
+        engine = make_engine(reader.get_secret_value() if reader else settings.raw_database_url)
+        try:
+            while True:
+                try:
+                    await run_in_threadpool(self.monitoring.refresh, engine)
+                except Exception as error:  # a missing table or a database restart: retry next tick
+                    log.info("monitoring gauges not refreshed: %s", redact(f"{type(error).__name__}: {error}")[:300])
+                await asyncio.sleep(settings.monitor_metrics_refresh_seconds)
+        finally:
+            engine.dispose()
+
     @contextlib.asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         self.batcher.start()
+        self._monitoring_task = asyncio.create_task(self._refresh_monitoring(), name="forestops-monitoring-gauges")
         first_check = asyncio.Event()
         self._poller = asyncio.create_task(self._poll(first_check), name="forestops-champion-watcher")
         try:
@@ -118,9 +140,10 @@ class Service:
         if self.holder.current is None:
             log.warning(self.watcher.no_champion_message)
         yield
-        self._poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._poller
+        for background in (self._poller, self._monitoring_task):
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
         await self.batcher.stop()
 
     def model_info(self) -> dict[str, Any]:
