@@ -36,7 +36,10 @@ def covertype_train():
     @task(retries=0)
     def gate(dag_run=None, run_id: str | None = None) -> dict:
         conf = (dag_run.conf or {}) if dag_run is not None else {}
-        return steps.gate_step(get_settings(), force=bool(conf.get("force", False)), run_id=run_id)
+        # A run triggered by covertype_monitor's alert carries its reason, recorded in training_log.
+        return steps.gate_step(
+            get_settings(), force=bool(conf.get("force", False)), run_id=run_id, trigger=conf.get("reason") or None
+        )
 
     @task.short_circuit
     def enough_new_rows(decision: dict) -> bool:

@@ -35,6 +35,7 @@ class GateDecision:
     threshold: int
     max_raw_id: int | None
     log_id: int
+    trigger: str | None = None  # why the run was started, when something other than new rows started it
 
     def as_xcom(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,8 +56,14 @@ def last_training(connection: sa.Connection) -> sa.Row | None:
     return connection.execute(query).first()
 
 
-def decide(engine: sa.Engine, min_new_rows: int | None, force: bool, run_id: str | None = None) -> GateDecision:
-    """Decide whether to train now and record the decision in ``training_log``."""
+def decide(
+    engine: sa.Engine, min_new_rows: int | None, force: bool, run_id: str | None = None, trigger: str | None = None
+) -> GateDecision:
+    """Decide whether to train now and record the decision in ``training_log``.
+
+    ``trigger`` (e.g. the monitoring alert that asked for this run) leads the recorded reason.
+    """
+    trigger = trigger[:2000] if trigger else None
     raw = tables.raw_rows
     with engine.begin() as connection:
         max_id = connection.execute(sa.select(sa.func.max(raw.c.id))).scalar()
@@ -77,6 +84,8 @@ def decide(engine: sa.Engine, min_new_rows: int | None, force: bool, run_id: str
             reason = f"forced; {reason}"
         elif not train and previous is None:
             reason = "no rows stored yet"
+        if trigger:
+            reason = f"{trigger}; {reason}"
         status = TrainingStatus.RUNNING if train else TrainingStatus.SKIPPED
         now = _utcnow()
         result = connection.execute(
@@ -93,7 +102,7 @@ def decide(engine: sa.Engine, min_new_rows: int | None, force: bool, run_id: str
         )
         log_id = int(result.inserted_primary_key[0])
     log.info("training gate: %s (%s)", "train" if train else "skip", reason)
-    return GateDecision(train, reason, int(total), int(new_rows), int(threshold), max_id, log_id)
+    return GateDecision(train, reason, int(total), int(new_rows), int(threshold), max_id, log_id, trigger)
 
 
 def update(engine: sa.Engine, log_id: int, **values: Any) -> None:

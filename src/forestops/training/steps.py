@@ -75,8 +75,10 @@ def recorded_failure(settings: Settings, log_id: int | None) -> Iterator[None]:
 # -- gate and load -------------------------------------------------------------
 
 
-def gate_step(settings: Settings, force: bool = False, run_id: str | None = None) -> dict[str, Any]:
-    decision = gate.decide(_engine(settings), settings.retrain_min_new_rows, force, run_id)
+def gate_step(
+    settings: Settings, force: bool = False, run_id: str | None = None, trigger: str | None = None
+) -> dict[str, Any]:
+    decision = gate.decide(_engine(settings), settings.retrain_min_new_rows, force, run_id, trigger)
     return decision.as_xcom()
 
 
@@ -88,7 +90,7 @@ def load_step(settings: Settings, gate_result: dict[str, Any]) -> dict[str, Any]
             engine, work_dir(settings, log_id), settings.evaluation_percent, gate_result.get("max_raw_id")
         )
         gate.update(engine, log_id, rows_used=loaded.rows, max_raw_id=loaded.max_raw_id)
-        return {**loaded.as_xcom(), "log_id": log_id}
+        return {**loaded.as_xcom(), "log_id": log_id, "trigger": gate_result.get("trigger")}
 
 
 def check_step(settings: Settings, loaded: dict[str, Any]) -> dict[str, Any]:
@@ -316,7 +318,8 @@ def promote_step(
             primary_metric=decision.candidate_score,
             champion_metric=decision.champion_score,
             detail=(
-                f"{registered['candidate']} -> version {decision.version}: {decision.decision} "
+                (f"{loaded['trigger']}; " if loaded.get("trigger") else "")
+                + f"{registered['candidate']} -> version {decision.version}: {decision.decision} "
                 f"({decision.metric} {decision.candidate_score:.4f} vs champion "
                 f"{decision.previous_champion or 'none'} "
                 f"{'n/a' if decision.champion_score is None else f'{decision.champion_score:.4f}'})"
