@@ -16,6 +16,7 @@ navigation = st.navigation(
         "Operate": [
             st.Page(PAGES / "pipeline.py", title="Pipeline", icon=":material/conveyor_belt:"),
             st.Page(PAGES / "models.py", title="Models", icon=":material/query_stats:"),
+            st.Page(PAGES / "monitoring.py", title="Monitoring", icon=":material/monitoring:"),
             st.Page(PAGES / "console.py", title="API console", icon=":material/terminal:"),
             st.Page(PAGES / "health.py", title="Health", icon=":material/monitor_heart:"),
         ],
