@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -198,20 +199,29 @@ def _clean(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+# The one number format both ingestion and the inference API accept (the
+# inference API's pydantic ``int`` in lax mode reads the same texts): ASCII
+# digits with an optional sign, ``_`` between digits, an all-zero fraction
+# ("12.0") and surrounding spaces.  Not accepted: exponents ("1e3"), a bare
+# point ("12.", ".5"), non-ASCII digits ("\u0663"), booleans.  See
+# docs/ingestion.md, "Number formats".
+INTEGER_TEXT = re.compile(r"[ \t\n\r]*([+-]?[0-9](?:_?[0-9])*)(?:\.0+)?[ \t\n\r]*")
+
+
 def parse_int(column: str, value: Any) -> int:
-    """Parse an integer that may arrive as int, integral float or string."""
-    value = _clean(value)
-    if isinstance(value, bool) or value is None or value == "":
+    """Parse an integer that may arrive as int, integral float or string (see ``INTEGER_TEXT``)."""
+    if isinstance(value, bool) or value is None:
         raise ValueProblem(column, value, "an integer")
     if isinstance(value, int):
         return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueProblem(column, value, "an integer") from None
-    if not math.isfinite(number) or not number.is_integer():
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise ValueProblem(column, value, "an integer")
+        return int(value)
+    match = INTEGER_TEXT.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
         raise ValueProblem(column, value, "an integer")
-    return int(number)
+    return int(match.group(1))
 
 
 def normalise_numeric(column: str, value: Any) -> int:

@@ -54,6 +54,21 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(30.0, gt=0)
     http_retries: int = Field(5, ge=0, le=20)
     http_backoff_seconds: float = Field(1.0, ge=0, description="First wait between two HTTP attempts (doubles).")
+    http_max_response_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest data API response read (declared or decoded, gzip inflated); larger ends the fetch.",
+    )
+    http_max_json_depth: int = Field(32, ge=3, le=512, description="Deepest JSON nesting read from the data API.")
+    http_total_seconds: float = Field(
+        120.0, gt=0, description="Deadline of one fetch, retries and a slowly dripping body included."
+    )
+    ingest_task_timeout_seconds: float = Field(
+        600.0, gt=0, description="Airflow execution_timeout of each covertype_ingest task."
+    )
+    train_task_timeout_seconds: float = Field(
+        7200.0, gt=0, description="Airflow execution_timeout of each covertype_train task."
+    )
 
     # -- storage -------------------------------------------------------------
     database_url: str | None = Field(None, description="SQLAlchemy URL of the raw data database.")

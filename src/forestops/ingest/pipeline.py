@@ -20,6 +20,7 @@ from forestops.ingest import store
 from forestops.ingest.client import DataApiClient, DataApiConfigurationError, DataApiUnavailable
 from forestops.ingest.rows import RejectedRow, check_rows
 from forestops.names import FetchStatus
+from forestops.redaction import redact
 from forestops.settings import Settings
 from forestops.storage.db import ensure_schema, make_engine
 
@@ -81,15 +82,37 @@ def ingest_once(settings: Settings, run_id: str | None = None, engine: Engine | 
             if previous is not None:
                 log.info("run %s already stored fetch %s; not fetching again", run_id, previous["id"])
                 return _replay(previous)
-        return _fetch_and_store(settings, engine, run_id)
+        try:
+            return _fetch_and_store(settings, engine, run_id)
+        except (DataApiConfigurationError, DataApiUnavailable):
+            raise  # already in fetch_log
+        except Exception as error:
+            # A bug met by odd input must still leave a trace where the UI looks, then fail loudly.
+            _record_crash(settings, engine, run_id, error)
+            raise
     finally:
         if own_engine:
             engine.dispose()
 
 
+def _record_crash(settings: Settings, engine: Engine, run_id: str | None, error: Exception) -> None:
+    try:
+        store.record_status(
+            engine,
+            status=FetchStatus.ERROR,
+            error=redact(f"unexpected {type(error).__name__}: {error}")[:2000],
+            source_url=redact(settings.datasource_url),
+            group_number=settings.group_number,
+            run_id=run_id,
+        )
+    except Exception:  # the store itself is down: the raised error is all there is
+        log.exception("could not record the failed fetch")
+
+
 def _fetch_and_store(settings: Settings, engine: Engine, run_id: str | None) -> IngestOutcome:
     group = settings.group_number
-    where = {"source_url": settings.datasource_url, "group_number": group, "run_id": run_id}
+    # fetch_log is shown by the UI: the URL goes there without its credentials.
+    where = {"source_url": redact(settings.datasource_url), "group_number": group, "run_id": run_id}
     started_at = store.utcnow()
     with DataApiClient(settings) as client:
         try:
