@@ -43,7 +43,7 @@ app = _Forestops(no_args_is_help=True, add_completion=False, help="Forest Cover 
 
 
 # Commands that never touch FORESTOPS_HOME (the compose deployment's helper).
-_NO_HOME = {"gen-env"}
+_NO_HOME = {"gen-env", "mlflow-db-upgrade"}
 
 
 @app.callback()
@@ -128,6 +128,18 @@ def ingest_once(
     outcome = run_ingest_once(settings, run_id=run_id)
     typer.echo(json.dumps(outcome.as_dict()))
     raise typer.Exit(1 if outcome.status == FetchStatus.ERROR else 0)
+
+
+@app.command("mlflow-db-upgrade")
+def mlflow_db_upgrade() -> None:
+    """Migrate MLflow's database to this MLflow's schema (the compose's one-shot job before the server).
+
+    The URL comes from MLFLOW_BACKEND_STORE_URI, never the command line (it holds a password).
+    Safe to repeat; a half-migrated schema is reported with the recovery step.
+    """
+    from forestops.deploy import mlflow_schema
+
+    typer.echo(mlflow_schema.upgrade(mlflow_schema.backend_uri()))
 
 
 @app.command("db-init")
