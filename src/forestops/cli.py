@@ -237,10 +237,21 @@ def monitor(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
 
 @app.command()
 def rollback() -> None:
-    """Give the champion alias back to the version the current champion replaced."""
+    """Give the champion alias back to the champion before the current one (from the promotion history)."""
     from forestops.training.commands import run_rollback
 
     raise typer.Exit(run_rollback(_settings()))
+
+
+@app.command()
+def history(
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+    limit: int = typer.Option(50, min=1, help="Newest rows to show."),
+) -> None:
+    """Show the promotion history: every alias move, who made it, from which version to which, and why."""
+    from forestops.training.commands import run_history
+
+    raise typer.Exit(run_history(_settings(), as_json, limit))
 
 
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: every service as a background process.")

@@ -91,6 +91,25 @@ class Settings(BaseSettings):
     evaluation_percent: int = Field(20, ge=1, le=50, description="Share of rows (by hash) held out for evaluation.")
     primary_metric: Literal["f1_macro", "accuracy"] = "f1_macro"
     promotion_margin: float = Field(0.0, ge=0, le=1)
+    promotion_policy: Literal["immediate", "shadow"] = Field(
+        "immediate",
+        description="immediate: a better candidate becomes champion at once; shadow: it becomes challenger, "
+        "is scored on a share of live requests, and is promoted when the shadow thresholds are met.",
+    )
+    shadow_sample_share: float = Field(0.25, ge=0, le=1, description="Share of /predict requests also shadow-scored.")
+    shadow_queue_size: int = Field(
+        256, ge=1, le=100_000, description="Requests waiting for shadow scoring; beyond it they are dropped."
+    )
+    shadow_min_requests: int = Field(200, ge=1, description="Shadowed requests after which the challenger is decided.")
+    shadow_max_minutes: float = Field(
+        60.0, gt=0, description="Minutes after which the challenger is decided on whatever was shadowed."
+    )
+    shadow_min_agreement: float = Field(
+        0.9, ge=0, le=1, description="Share of shadowed rows on which challenger and champion must agree."
+    )
+    shadow_max_latency_seconds: float = Field(
+        0.5, gt=0, description="Highest mean time the challenger may take to score one shadowed request."
+    )
     random_seed: int = 42
     training_candidates: str = Field(
         "lightgbm,hist_gradient_boosting,random_forest,baseline",

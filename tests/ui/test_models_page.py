@@ -37,6 +37,7 @@ def test_a_first_champion_shows_no_previous_champion_not_a_blank(ui_env, ui_mode
     import mlflow
     import sqlalchemy as sa
 
+    from forestops.storage.db import ensure_schema
     from forestops.training import promotion
 
     client = mlflow.MlflowClient(tracking_uri=ui_model.tracking_uri)
@@ -44,6 +45,7 @@ def test_a_first_champion_shows_no_previous_champion_not_a_blank(ui_env, ui_mode
     client.create_registered_model(name)
     version = client.copy_model_version(f"models:/{ui_model.name}/{ui_model.champion}", name).version
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'lock.db'}")
+    ensure_schema(engine)  # promotion records the alias move in the history table
     decision = promotion.decide(engine, client, name, str(version), 0.8125, lambda _v: 0.0, "f1_macro", 0.01)
     assert decision.decision == promotion.DECISION_CHAMPION and decision.champion_score is None
 

@@ -23,7 +23,7 @@ from forestops.names import TrainingStatus
 from forestops.settings import Settings
 from forestops.storage.db import ensure_schema, make_engine
 from forestops.training import candidates as cands
-from forestops.training import checks, data, evaluation, gate, promotion, registry, search, tracking
+from forestops.training import checks, data, evaluation, gate, history, promotion, registry, search, tracking
 
 log = logging.getLogger(__name__)
 
@@ -292,9 +292,13 @@ def _champion_scorer(settings: Settings, x_eval, y_eval):
 
 
 def promote_step(
-    settings: Settings, loaded: dict[str, Any], evaluated: dict[str, Any], registered: dict[str, Any]
+    settings: Settings,
+    loaded: dict[str, Any],
+    evaluated: dict[str, Any],
+    registered: dict[str, Any],
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Champion/challenger on the same evaluation rows, as a compare-and-set."""
+    """Champion/challenger on the same evaluation rows, as a compare-and-set (recorded in the history)."""
     with recorded_failure(settings, loaded["log_id"]):
         client = tracking.connect(settings.mlflow_tracking_uri, settings.experiment_name)
         engine = _engine(settings)
@@ -309,6 +313,8 @@ def promote_step(
             _champion_scorer(settings, x_eval, y_eval),
             settings.primary_metric,
             settings.promotion_margin,
+            decided_by=run_id or history.cli_actor(),
+            policy=settings.promotion_policy,
         )
         gate.update(
             engine,
@@ -348,5 +354,5 @@ def run_training(settings: Settings, force: bool = False, run_id: str | None = N
     trained = train_step(settings, loaded, run_id)
     evaluated = evaluate_step(settings, loaded, trained)
     registered = register_step(settings, loaded, trained, evaluated)
-    promoted = promote_step(settings, loaded, evaluated, registered)
+    promoted = promote_step(settings, loaded, evaluated, registered, run_id)
     return {"trained": True, "gate": decision, "evaluated": evaluated, "registered": registered, "promoted": promoted}
