@@ -25,8 +25,6 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from forestops.training import history
-
 from forestops.errors import ForestopsError
 from forestops.names import (
     ALIAS_CHALLENGER,
@@ -39,6 +37,7 @@ from forestops.names import (
     TAG_PREVIOUS_CHAMPION,
     TAG_PRIMARY_METRIC,
 )
+from forestops.training import history
 
 log = logging.getLogger(__name__)
 
