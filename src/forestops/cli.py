@@ -244,6 +244,25 @@ def rollback() -> None:
 
 
 @app.command()
+def pin(
+    version: str = typer.Argument(None, help="Make this version champion first (default: keep the current one)."),
+    reason: str = typer.Option("", help="Why, shown wherever the pin is shown."),
+) -> None:
+    """Pause automatic promotion: trainings still register versions, but the champion stays until `unpin`."""
+    from forestops.training.pin_commands import run_pin
+
+    raise typer.Exit(run_pin(_settings(), version, reason))
+
+
+@app.command()
+def unpin() -> None:
+    """Resume automatic promotion (the next training that beats the champion replaces it)."""
+    from forestops.training.pin_commands import run_unpin
+
+    raise typer.Exit(run_unpin(_settings()))
+
+
+@app.command()
 def history(
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
     limit: int = typer.Option(50, min=1, help="Newest rows to show."),

@@ -25,6 +25,10 @@ TAG_PREVIOUS_CHAMPION = "previous_champion"
 TAG_DECIDED_AT = "decided_at"
 TAG_DECIDED_BY = "decided_by"
 
+# Registered-model tag: while present, automatic promotion is paused (`forestops pin`).
+# Its value is JSON: the champion at pin time, who pinned it, when, and why.
+TAG_PROMOTION_PIN = "promotion_pin"
+
 # Run tags.
 TAG_AIRFLOW_RUN_ID = "airflow_run_id"
 TAG_CODE_VERSION = "code_version"

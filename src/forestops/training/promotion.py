@@ -54,6 +54,8 @@ DECISION_CHALLENGER = "challenger"
 DECISION_MANUAL = "promoted_by_hand"
 DECISION_ROLLED_BACK = "rolled_back"
 DECISION_RESTORED = "restored_by_rollback"
+# Beat the champion while automatic promotion was paused (forestops.training.pin): challenger only.
+DECISION_HELD_BY_PIN = "held_by_pin"
 # Shadow policy: the better candidate holds ``challenger`` while it is scored on live traffic.
 DECISION_SHADOW = "shadow_challenger"
 DECISION_SHADOW_REJECTED = "shadow_rejected"
@@ -130,6 +132,12 @@ def _alias_version(client, model_name: str, alias: str) -> str | None:
         raise
 
 
+def _pinned(client, model_name: str) -> bool:
+    from forestops.training.pin import read_pin
+
+    return read_pin(client, model_name) is not None
+
+
 def current_champion(client, model_name: str) -> str | None:
     return _alias_version(client, model_name, CHAMPION)
 
@@ -203,6 +211,9 @@ def decide(
             if champion is not None:
                 champion_score = float(score_champion(champion))
             decision, alias = choose(candidate_score, champion_score, margin, policy)
+        if champion not in (None, version) and decision != DECISION_CHALLENGER and _pinned(client, model_name):
+            # Read inside the lock: a pin set before this point always holds.
+            decision, alias = DECISION_HELD_BY_PIN, CHALLENGER
         tags: dict[str, object] = {
             TAG_DECISION: decision,
             TAG_CANDIDATE_SCORE: repr(float(candidate_score)),
@@ -260,6 +271,8 @@ def _reason(
         return f"beat the champion: {compared}"
     if decision == DECISION_SHADOW:
         return f"beat the champion, shadowed on live traffic before promotion: {compared}"
+    if decision == DECISION_HELD_BY_PIN:
+        return f"beat the champion, but automatic promotion is paused (forestops unpin resumes it): {compared}"
     return f"did not beat the champion: {compared}"
 
 
