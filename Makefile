@@ -76,7 +76,8 @@ status: ## Show each local-stack service: pid, health, URL, log
 # -- Docker Compose deployment (needs only Docker; python3 is optional) ------------------
 # MySQL, MinIO, MLflow and the data API answer on 127.0.0.1 only (FORESTOPS_BIND_INTERNAL in .env).
 # CELERY=1 adds docker-compose.celery.yml (Celery executor; WORKERS=N airflow-worker containers).
-COMPOSE_FILES := -f docker-compose.yml $(if $(CELERY),-f docker-compose.celery.yml)
+# METRICS=1 adds docker-compose.metrics.yml (Prometheus on 127.0.0.1:9090, Grafana on :3000).
+COMPOSE_FILES := -f docker-compose.yml $(if $(CELERY),-f docker-compose.celery.yml) $(if $(METRICS),-f docker-compose.metrics.yml)
 COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose) $(COMPOSE_FILES)
 ENV_IMAGE := python:3.11.14-slim-bookworm
 
