@@ -42,6 +42,8 @@ def _connection_uri(conn_id: str) -> str | None:
         "retry_delay": timedelta(seconds=10),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=5),
+        # A stalled data API or store ends the attempt (and Airflow retries) instead of holding the slot.
+        "execution_timeout": timedelta(seconds=get_settings().ingest_task_timeout_seconds),
     },
     tags=["forestops", "ingest"],
     doc_md=__doc__,

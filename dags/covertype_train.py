@@ -27,7 +27,11 @@ RAW_DATA = Asset(name=names.RAW_DATA_ASSET_NAME, uri=names.RAW_DATA_ASSET_URI)
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "execution_timeout": timedelta(seconds=get_settings().train_task_timeout_seconds),
+    },
     params={"force": False},
     tags=["forestops", "training"],
     doc_md=__doc__,
