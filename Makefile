@@ -10,7 +10,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit lint lock bench demo down status up down-docker check preflight ps-docker logs browser wrk .env
+.PHONY: help install test test-unit lint lock bench demo down status up down-docker check preflight ps-docker logs browser wrk promtool .env
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,8 +26,18 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $@
 
-test: install browser ## Run the whole test suite (unit, integration, e2e) against real servers
+test: install browser promtool ## Run the whole test suite (unit, integration, e2e) against real servers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+promtool: ## Debian's prometheus (promtool for the config test; the local stack's Prometheus), apt-get when root
+	@if command -v promtool >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's prometheus for promtool (the Prometheus configuration test)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }; \
+	else \
+		echo "The Prometheus configuration test needs promtool; install it with: sudo apt-get install -y prometheus"; \
+	fi
 
 CHROMIUM := /usr/bin/chromium
 
