@@ -30,7 +30,7 @@ from forestops.local.supervise import installed_command
 from forestops.settings import Settings
 
 # The DAGs `stack up` waits for and unpauses (every file in dags/ that defines one).
-DAG_IDS = (names.DAG_INGEST, names.DAG_TRAIN)
+DAG_IDS = (names.DAG_INGEST, names.DAG_TRAIN, names.DAG_MONITOR)
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 ADMIN_USER = "admin"
 
