@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from urllib.parse import urlsplit
@@ -98,7 +99,9 @@ def test_image_is_pinned_or_built_from_a_pinned_base(services, name) -> None:
         for instruction, args in compose.dockerfile_instructions(dockerfile):
             if instruction == "FROM":
                 base = args.split()[0]
-                assert re.search(r":[0-9][\w.-]*$", base), f"{dockerfile}: FROM {base} is not pinned to a version tag"
+                assert re.search(r":(slim-)?[0-9][\w.-]*$", base), (
+                    f"{dockerfile}: FROM {base} is not pinned to a version tag"
+                )
 
 
 def test_minio_images_come_from_quay(services) -> None:
@@ -393,9 +396,7 @@ def test_mlflow_runs_two_workers(services) -> None:
 def test_only_the_api_server_holds_the_airflow_admin_password(celery_model, env_values) -> None:
     password = env_values["AIRFLOW_ADMIN_PASSWORD"]
     holders = {
-        name
-        for name, service in celery_model["services"].items()
-        if password in compose.environment(service).values()
+        name for name, service in celery_model["services"].items() if password in compose.environment(service).values()
     }
     # the UI logs in to trigger DAGs; no Airflow component but the API server checks logins
     assert holders == {"airflow-apiserver", "ui"}, holders
@@ -426,3 +427,27 @@ def test_down_uses_the_files_of_up_and_removes_orphans(celery) -> None:
     files = re.findall(r"-f (\S+)", up)
     assert files == re.findall(r"-f (\S+)", down)
     assert ("docker-compose.celery.yml" in files) == bool(celery)
+
+
+def test_make_check_reaches_every_service_as_its_own_user(env_file, services) -> None:
+    """The `check` service (profile tools, run by `make check`) points at each service where it listens,
+    and logs in to MySQL with each service's own account."""
+    result = compose.run_compose(env_file, "--profile", "tools", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    check = json.loads(result.stdout)["services"]["check"]
+    assert check["command"] == ["forestops", "check"] and "check" in compose.forestops_commands()
+    env = compose.environment(check)
+    for variable in ("DATASOURCE_URL", "MLFLOW_TRACKING_URI", "AIRFLOW_URL", "INFERENCE_URL", "UI_URL"):
+        host, port = compose.url_host_port(env[f"FORESTOPS_{variable}"])
+        assert host in services and port in compose.listening_ports(services[host]), variable
+    users = {
+        "FORESTOPS_DATABASE_URL": compose.environment(services["db-init"])["FORESTOPS_DATABASE_URL"],
+        "FORESTOPS_READER_DATABASE_URL": compose.environment(services["ui"])["FORESTOPS_DATABASE_URL"],
+        "FORESTOPS_MLFLOW_BACKEND_STORE_URI": compose.environment(services["mlflow"])["MLFLOW_BACKEND_STORE_URI"],
+    }
+    for variable, used_by_the_service in users.items():
+        assert env[variable] == used_by_the_service, variable
+    assert (
+        env["FORESTOPS_AIRFLOW_PASSWORD"]
+        == compose.environment(services["airflow-apiserver"])["AIRFLOW_ADMIN_PASSWORD"]
+    )

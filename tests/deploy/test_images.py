@@ -191,13 +191,21 @@ def test_every_image_checks_its_installed_packages(path) -> None:
 
 
 def test_airflow_image_installs_only_the_providers_the_stack_uses() -> None:
-    """Providers: postgres (metadata DB) and celery (CELERY=1); the DAGs import airflow.sdk and nothing else."""
+    """Added to the slim base: postgres (metadata DB) and celery (CELERY=1). Every provider the DAGs and the
+    package import is one of those or one that Airflow itself brings (pinned in the lock)."""
     text = (compose.DOCKER_DIR / "airflow" / "Dockerfile").read_text()
-    assert set(re.findall(r"apache-airflow-providers-([a-z-]+)==", text)) == {"postgres", "celery"}
-    imports = set()
+    added = set(re.findall(r"apache-airflow-providers-([a-z-]+)==", text))
+    assert added == {"postgres", "celery"}
+    lock = (compose.REPO / "requirements.lock").read_text()
+    with_airflow = set(re.findall(r"^apache-airflow-providers-([a-z-]+)==", lock, re.MULTILINE))
+    imported = set()
     for path in sorted(compose.DAGS_DIR.glob("*.py")) + sorted(compose.SRC.rglob("*.py")):
-        imports |= set(re.findall(r"^\s*(?:from|import) (airflow\.providers\.[a-z_]+)", path.read_text(), re.MULTILINE))
-    assert imports == set(), f"code imports providers the image does not install: {imports}"
+        found = re.findall(r"^\s*(?:from|import) airflow\.providers\.([a-z_]+)", path.read_text(), re.MULTILINE)
+        imported |= {name.replace("_", "-") for name in found}
+    # Slack alerts are optional: the import is guarded and its absence is reported (monitoring/alerts.py).
+    assert imported - {"slack"} <= added | with_airflow, (
+        f"imported but not installed: {imported - added - with_airflow}"
+    )
 
 
 def test_airflow_image_owns_the_work_folder_its_volume_is_mounted_on(services) -> None:
