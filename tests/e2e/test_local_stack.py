@@ -30,7 +30,7 @@ from forestops.local.supervise import StackState
 from tests.support import data
 from tests.support.processes import forestops_argv, free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1080)]
 
 SAMPLE_ROWS = 3000
 MODEL_NAME = "covertype"
@@ -191,7 +191,17 @@ def test_whole_cycle_in_server_mode(stack_env, mysql_server_url, s3_endpoint):
         assert any(key.endswith("confusion_matrix.png") for key in keys), keys[:20]
         assert any(champion.run_id in key for key in keys)
 
-        # 6. stack down stops every recorded process and its children, and nothing else is left.
+        # 6. `forestops check` verifies the running stack end to end and passes, one line per check.
+        checked = run_forestops({**stack_env, "FORESTOPS_CHECK_INGEST_TIMEOUT": "150"}, "check", timeout=300)
+        assert checked.returncode == 0, f"forestops check failed:\n{checked.stdout}\n{checked.stderr}"
+        lines = checked.stdout.splitlines()
+        for name in ("service MLflow", "service Airflow scheduler", "MLflow schema", "artefact store", "predict"):
+            assert any(line.startswith(f"{name}: ok") for line in lines), (name, lines)
+        assert any(line.startswith("grants application: ok") for line in lines), lines
+        assert any(line.startswith("ingest run: ok - run manual__") for line in lines), lines
+        assert "checks passed" in lines[-1]
+
+        # 7. stack down stops every recorded process and its children, and nothing else is left.
         before = stack_processes(state_path)
         assert before
         stopped = run_forestops(stack_env, "stack", "down", timeout=300)
