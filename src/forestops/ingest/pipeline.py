@@ -139,9 +139,8 @@ def _fetch_and_store(settings: Settings, engine: Engine, run_id: str | None) -> 
                 else:
                     restarted = True
                     detail += f"; collection restarted (FORESTOPS_RESTART_WHEN_DONE): {answer}"
-            fetch_id = store.record_status(
-                engine, status=FetchStatus.COMPLETE, detail=detail, started_at=started_at, **where
-            )
+            # One row per stretch of completeness, confirmed by later runs (not one row per run).
+            fetch_id = store.record_complete(engine, detail=detail, started_at=started_at, merge=not restarted, **where)
             outcome = IngestOutcome(FetchStatus.COMPLETE, group, fetch_id=fetch_id, detail=detail, restarted=restarted)
             log.info("%s", outcome.summary())
             return outcome

@@ -227,3 +227,48 @@ def finished_fetch_of_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
             .first()
         )
     return dict(row) if row else None
+
+
+def record_complete(
+    engine: Engine,
+    *,
+    source_url: str,
+    group_number: int,
+    detail: str,
+    run_id: str | None = None,
+    started_at: dt.datetime | None = None,
+    merge: bool = True,
+) -> int:
+    """Log that the collection is complete, once per stretch of completeness.
+
+    When the group's newest fetch_log row already says "complete" (nothing
+    was stored, failed or restarted since), that row is confirmed instead of
+    a new one added: its ``finished_at`` becomes the last time the API said
+    so and ``run_id`` the run that last asked.  Its ``started_at`` stays the
+    moment the collection was first found complete.  Without this, a
+    finished collection added one row per ingest run forever.  ``merge=False``
+    (the run restarted the collection: an event of its own) always adds a row.
+    """
+    with engine.begin() as connection:
+        if merge:
+            newest = connection.execute(
+                select(fetch_log.c.id, fetch_log.c.status, fetch_log.c.detail)
+                .where(fetch_log.c.group_number == group_number)
+                .order_by(fetch_log.c.id.desc())
+                .limit(1)
+                .with_for_update()
+            ).first()
+            if newest is not None and newest.status == FetchStatus.COMPLETE and newest.detail == detail:
+                connection.execute(
+                    update(fetch_log).where(fetch_log.c.id == newest.id).values(finished_at=utcnow(), run_id=run_id)
+                )
+                return newest.id
+    return record_status(
+        engine,
+        status=FetchStatus.COMPLETE,
+        source_url=source_url,
+        group_number=group_number,
+        run_id=run_id,
+        started_at=started_at,
+        detail=detail,
+    )
