@@ -100,7 +100,7 @@ ENV_IMAGE := python:3.11.14-slim-bookworm
 	fi
 
 # Host ports the stack publishes (contract ports; see docker-compose.yml).
-PUBLISHED_PORTS := 8080 8000 8501 5000 3306 9000 9001 8090
+PUBLISHED_PORTS := 8080 8000 8501 5000 3306 9000 9001 8090 $(if $(METRICS),9090 3000)
 
 preflight: ## Check Docker Engine, Compose >= 2.24, buildx >= 0.17, free disk and ports (make up runs it first)
 	@bash docker/host/preflight.sh $(PUBLISHED_PORTS)
