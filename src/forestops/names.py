@@ -45,6 +45,7 @@ DAG_INGEST = "covertype_ingest"
 DAG_TRAIN = "covertype_train"
 DAG_MONITOR = "covertype_monitor"
 DAG_RETENTION = "covertype_retention"
+DAG_SHADOW = "covertype_shadow"
 
 # The Asset the ingest DAG emits when it stored new rows; training and
 # monitoring are scheduled on it.

@@ -32,6 +32,7 @@ from forestops.serving import arrays, contract, validation_errors
 from forestops.serving.batching import Answer, Batcher, NoChampion
 from forestops.serving.champion import ALIAS, ChampionWatcher
 from forestops.serving.predictors import RowBlock
+from forestops.serving.shadow import ShadowScorer
 from forestops.serving.telemetry import ServingMetrics
 from forestops.settings import Settings, load_settings
 
@@ -83,6 +84,8 @@ class Service:
         self.monitoring = MonitoringMetrics(self.metrics.registry)
         self._monitoring_task: asyncio.Task | None = None
         self.batcher = Batcher(self.watcher.holder, on_predicted=self.metrics.record_predictions)
+        # Shadow policy: the challenger also scores a sample of requests, off the request path.
+        self.shadow = ShadowScorer(settings, self.metrics.registry) if settings.promotion_policy == "shadow" else None
         self._refresh_lock = asyncio.Lock()
         self._poller: asyncio.Task | None = None
 
@@ -107,6 +110,11 @@ class Service:
                 await self.refresh()
             except Exception:  # never let the watcher die: the next tick tries again
                 log.exception("checking the champion alias failed")
+            if self.shadow is not None:
+                try:
+                    await run_in_threadpool(self.shadow.poll)
+                except Exception:
+                    log.exception("checking the challenger alias failed")
             first_check.set()
             await asyncio.sleep(self.settings.model_poll_seconds)
 
@@ -130,6 +138,8 @@ class Service:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         self.batcher.start()
+        if self.shadow is not None:
+            self.shadow.start()
         self._monitoring_task = asyncio.create_task(self._refresh_monitoring(), name="forestops-monitoring-gauges")
         first_check = asyncio.Event()
         self._poller = asyncio.create_task(self._poll(first_check), name="forestops-champion-watcher")
@@ -145,6 +155,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await background
         await self.batcher.stop()
+        if self.shadow is not None:
+            await run_in_threadpool(self.shadow.stop)
 
     def model_info(self) -> dict[str, Any]:
         holder = self.holder
@@ -272,6 +284,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         big = len(body) > OFF_LOOP_BODY_BYTES
         rows = await run_in_threadpool(parse_rows, body) if big else parse_rows(body)
         answer = await service.batcher.predict(rows)
+        if service.shadow is not None:
+            service.shadow.offer(rows, answer.model, answer.class_ids)  # enqueue or drop; never waits
         content = await run_in_threadpool(render_predictions, answer) if big else render_predictions(answer)
         return Response(content, media_type="application/json")
 
