@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     airflow_password: SecretStr | None = None
     ui_port: int = Field(8501, ge=1, le=65535)
     ui_host: str = Field("127.0.0.1", description="Interface the Streamlit UI binds (0.0.0.0 in a container).")
+    ui_max_upload_mb: int = Field(
+        16, ge=1, le=200, description="Largest CSV the UI accepts, in MB (100,000 rows, its row limit, are ~8 MB)."
+    )
 
     # -- the local stack (`forestops stack`) ---------------------------------
     airflow_port: int = Field(8080, ge=1, le=65535, description="Port of the local stack's Airflow API server.")

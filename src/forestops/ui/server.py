@@ -32,6 +32,9 @@ def streamlit_argv(settings: Settings) -> list[str]:
         "viewer",
         "--client.showErrorDetails",
         "none",
+        # Streamlit's default is 200 MB; the batch screen's row limit needs about 8.
+        "--server.maxUploadSize",
+        str(settings.ui_max_upload_mb),
     ]
 
 
