@@ -184,3 +184,28 @@ def test_rendered_predictions_are_the_bytes_of_the_per_row_objects():
             }
         )
         assert arrays.render_predictions(ref, class_ids, proba) == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"Elevation": -5}, "Elevation"), ({"Soil_Type": "C9999"}, "Soil_Type"), ({"Aspect": 1.5}, "Aspect")],
+)
+def test_a_bad_row_in_a_big_request_gets_the_pydantic_paths_422(change, field):
+    """Big bodies take the array path; a problem in row 150 must still be named exactly as for one row."""
+    from fastapi.testclient import TestClient
+
+    from forestops.serving.app import create_app
+    from forestops.settings import load_settings
+
+    app = create_app(load_settings(mlflow_tracking_uri="http://127.0.0.1:9", admin_token=None))
+    client = TestClient(app, raise_server_exceptions=False)
+    instances = [dict(schema.example_features()) for _ in range(200)]
+    one = client.post("/predict", json={"instances": [{**instances[0], **change}]})
+    instances[150].update(change)
+    big = client.post("/predict", json={"instances": instances})
+    assert one.status_code == big.status_code == 422
+    [problem] = big.json()["detail"]
+    [single] = one.json()["detail"]
+    assert problem["loc"] == ["body", "instances", 150, field]
+    assert problem["message"] == single["message"].replace("instances[0]", "instances[150]")
+    assert client.post("/predict", json={"instances": [dict(schema.example_features())] * 200}).status_code == 503

@@ -42,6 +42,8 @@ STARTUP_WAIT_SECONDS = 20.0
 # Above this body size (about 100 rows), parsing, validation and rendering move to a worker
 # thread so a big request does not hold up the small ones on the event loop.
 OFF_LOOP_BODY_BYTES = 32_000
+# From this body size (about ten rows) requests are parsed and checked column-wise (see ``parse_rows``).
+ARRAY_PARSE_MIN_BYTES = 3_000
 
 
 def json_response(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -67,8 +69,13 @@ def parse_request(body: bytes) -> contract.PredictRequest:
 
 
 def parse_rows(body: bytes) -> RowBlock:
-    """Plainly valid bodies at array speed; anything else through the pydantic models (and their 422s)."""
-    block = arrays.parse_block(body)
+    """Plainly valid bodies at array speed; anything else through the pydantic models (and their 422s).
+
+    Below about ten rows the pydantic models are the cheaper of the two (the
+    array checks cost a fixed few tens of microseconds), above it the arrays,
+    about twice as fast from a hundred rows on (CPU time, measured).
+    """
+    block = arrays.parse_block(body) if len(body) >= ARRAY_PARSE_MIN_BYTES else None
     if block is None:
         block = arrays.block_from_instances(parse_request(body).instances)
     return block
@@ -182,6 +189,7 @@ class Service:
             if failure
             else None,
             "message": None if current else self.why_no_model(),
+            "promotion_pin": self.watcher.pin,
         }
 
     def why_no_model(self) -> str:
