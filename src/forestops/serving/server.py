@@ -17,6 +17,11 @@ MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_R
 
 
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# uvicorn's supervisor kills a worker that does not answer its ping within
+# this time (default 5 s).  A spawned worker only starts answering once it
+# has imported uvicorn and unpickled its config: on a busy machine that took
+# longer than 5 s, and the supervisor killed every worker, over and over.
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def prepare_metrics_dir(workers: int) -> Path | None:
@@ -61,6 +66,7 @@ def serve(settings: Settings) -> int:
         log_level="info",
         access_log=False,
         timeout_graceful_shutdown=10,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
     if own_metrics_dir is not None:
         shutil.rmtree(own_metrics_dir, ignore_errors=True)
