@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 COMPOSE_FILE = REPO / "docker-compose.yml"
 CELERY_OVERRIDE = REPO / "docker-compose.celery.yml"
+METRICS_OVERRIDE = REPO / "docker-compose.metrics.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKER_DIR = REPO / "docker"
 DAGS_DIR = REPO / "dags"

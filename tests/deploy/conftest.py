@@ -52,3 +52,8 @@ def opened_model(env_file: Path, deploy_dir: Path) -> dict:
 @pytest.fixture(scope="session")
 def celery_model(env_file: Path) -> dict:
     return compose.load_model(env_file, files=(compose.COMPOSE_FILE, compose.CELERY_OVERRIDE))
+
+
+@pytest.fixture(scope="session")
+def metrics_model(env_file: Path) -> dict:
+    return compose.load_model(env_file, files=(compose.COMPOSE_FILE, compose.METRICS_OVERRIDE))

@@ -28,7 +28,7 @@ LONG_RUNNING = {
     "airflow-dag-processor",
     "airflow-triggerer",
 }
-ONE_SHOT = {"minio-init", "db-init", "airflow-init", "mlflow-migrate"}
+ONE_SHOT = {"minio-init", "db-init", "airflow-init", "mlflow-migrate", "mlflow-users"}
 AIRFLOW = {name for name in LONG_RUNNING | ONE_SHOT if name.startswith("airflow-")}
 
 
@@ -182,8 +182,8 @@ def test_published_ports_match_the_contract(services) -> None:
     assert published == contract_ports()
 
 
-# Reached by people from other machines: the inference API, the UI and Airflow (behind its login).
-PUBLIC = {"inference", "ui", "airflow-apiserver"}
+# Reached by people from other machines: the inference API, the UI, Airflow and Grafana (behind their logins).
+PUBLIC = {"inference", "ui", "airflow-apiserver", "grafana"}
 
 
 def _bindings(model: dict) -> dict[str, set[str]]:
@@ -194,11 +194,15 @@ def _bindings(model: dict) -> dict[str, set[str]]:
     }
 
 
-def test_every_published_port_binds_localhost_unless_it_is_public(model) -> None:
+@pytest.mark.parametrize("which", ["base", "metrics"])
+def test_every_published_port_binds_localhost_unless_it_is_public(model, metrics_model, which) -> None:
     """Safe by default: a service that publishes a port and is not in PUBLIC answers on 127.0.0.1 only
     (Docker's port rules bypass the host firewall, so an all-interfaces binding is reachable from the network)."""
+    model = model if which == "base" else metrics_model
     bindings = _bindings(model)
     assert {"mysql", "minio", "mlflow", "datasource"} <= set(bindings) - PUBLIC
+    if which == "metrics":
+        assert "prometheus" in set(bindings) - PUBLIC
     for name, host_ips in bindings.items():
         expected = {"", "0.0.0.0"} if name in PUBLIC else {"127.0.0.1"}
         assert host_ips <= expected and host_ips, f"{name} publishes on {host_ips}, expected one of {expected}"
@@ -268,13 +272,20 @@ def test_mlflow_proxies_artefacts_to_the_bucket_that_minio_init_creates(services
 
 
 def test_mlflow_allows_the_host_names_its_clients_use(services) -> None:
-    allowed = set(_mlflow_options(services)["--allowed-hosts"].split(","))
-    assert {"localhost", "localhost:5000"} <= allowed
+    from mlflow.server.security_utils import get_private_ip_patterns, is_allowed_host_header
+
+    allowed = _mlflow_options(services)["--allowed-hosts"].split(",")
+    # MLflow's own private ranges are kept (a VM opened by its private address needs no setting)
+    assert set(get_private_ip_patterns()) - {"fc00:*", "fd00:*"} <= set(allowed)
+    wanted = ["localhost", "localhost:5000", "10.1.2.3:5000", "172.20.0.5:5000", "192.168.1.9"]
     for name, service in services.items():
         uri = compose.environment(service).get("FORESTOPS_MLFLOW_TRACKING_URI")
         if uri:
             host, port = compose.url_host_port(uri)
-            assert {host, f"{host}:{port}"} <= allowed, f"{name} would get 403 from MLflow for Host {host}:{port}"
+            wanted += [host, f"{host}:{port}"]
+    refused = [host for host in wanted if not is_allowed_host_header(allowed, host)]
+    assert not refused, f"MLflow would answer 403 for Host {refused}"
+    assert not is_allowed_host_header(allowed, "attacker.example:5000")
 
 
 # -- Airflow --------------------------------------------------------------------------
@@ -359,9 +370,9 @@ def test_no_secret_is_written_in_the_compose_files(path) -> None:
 # -- operations: logs, telemetry, memory, the admin password, shared task files -----------------
 
 
-@pytest.mark.parametrize("which", ["base", "celery"])
-def test_every_service_rotates_its_logs_and_turns_telemetry_off(model, celery_model, which) -> None:
-    for name, service in (model if which == "base" else celery_model)["services"].items():
+@pytest.mark.parametrize("which", ["base", "celery", "metrics"])
+def test_every_service_rotates_its_logs_and_turns_telemetry_off(model, celery_model, metrics_model, which) -> None:
+    for name, service in {"base": model, "celery": celery_model, "metrics": metrics_model}[which]["services"].items():
         logging = service.get("logging") or {}
         assert logging.get("driver") == "json-file", f"{name}: logs are not rotated"
         assert {"max-size", "max-file"} <= set(logging.get("options") or {}), name
