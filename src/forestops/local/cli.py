@@ -8,7 +8,7 @@ import time
 
 import typer
 
-from forestops.local import demo, stack
+from forestops.local import demo, stack, supervise
 from forestops.logs import setup_logging
 from forestops.settings import load_settings
 
@@ -20,6 +20,9 @@ def run_up(use_demo: bool) -> int:
         applied = demo.demo_environment()
         os.environ.update(applied)
     settings = load_settings()
+    state = supervise.StackState.load(stack.Paths.of(settings).state)
+    if state.alive():
+        return _report_running(state)
     typer.echo(f"starting the local stack under {settings.home.resolve()} (logs in {settings.home.resolve()}/logs)")
     try:
         result = stack.up(settings)
@@ -37,6 +40,27 @@ def run_up(use_demo: bool) -> int:
         f"{settings.ingest_every:g}s (~{calls:.0f} per batch); search budget {settings.search_seconds:g}s"
     )
     typer.echo("stop it with `make down` (forestops stack down); `make status` shows each service")
+    return 0
+
+
+def _report_running(state: supervise.StackState) -> int:
+    """``up`` on a running stack: its URLs (exit 0), or what to do when only part of it runs (exit 1)."""
+    alive = state.alive()
+    exited = [name for name in state.services if name not in alive]
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.started_at))
+    if exited:
+        typer.secho(
+            f"error: the local stack started {since} is only partly running (exited: {', '.join(exited)}); "
+            "`make down` then `make demo` restarts it",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        return 1
+    typer.secho(f"the local stack is already running (started {since}, {state.mode}): nothing to start", bold=True)
+    for name, record in state.services.items():
+        if record.url:
+            typer.echo(f"  {name:<26} {record.url}")
+    typer.echo("`make status` shows each service; `make down` stops it")
     return 0
 
 

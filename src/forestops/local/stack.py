@@ -134,6 +134,8 @@ def prepare_raw_database(raw: RawDatabase, environment: dict[str, str], logs: Pa
             environment = {**environment, "FORESTOPS_DB_ADMIN_URL": raw.admin_url}
         log_path = logs / "db-init.log"
         with log_path.open("ab") as handle:
+            handle.write(f"\n{supervise.START_MARK}{time.strftime('%Y-%m-%d %H:%M:%S')} starting: db-init\n".encode())
+            handle.flush()
             result = subprocess.run(
                 [services.forestops_executable(), "db-init"],
                 env={**os.environ, **environment},

@@ -223,8 +223,16 @@ def stop_one(record: ServiceRecord, timeout: float) -> bool:
     return not still_alive
 
 
+START_MARK = "=== "  # start_detached opens each attempt's part of a log with "=== <time> starting: ..."
+
+
 def tail(path: Path | str, lines: int = 30) -> str:
+    """The last ``lines`` of the latest attempt in a log (earlier starts' lines would mislead)."""
     try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+        text = Path(path).read_text(errors="replace").splitlines()
     except FileNotFoundError:
         return "(no log yet)"
+    starts = [i for i, line in enumerate(text) if line.startswith(START_MARK) and " starting: " in line]
+    if starts:
+        text = text[starts[-1] :]
+    return "\n".join(text[-lines:])

@@ -174,3 +174,8 @@ class ModelInfo(BaseModel):
     checked_at: str | None = Field(description="When the registry was last asked for the alias.")
     registry_error: str | None = Field(description="Why the last check of the registry failed, if it did.")
     load_failure: LoadFailureInfo | None = Field(description="The last version that could not be loaded.")
+    promotion_pin: dict[str, str | None] | None = Field(
+        default=None,
+        description="Set while automatic promotion is paused (`forestops pin`): the champion then (version), "
+        "by, at, reason and a description; null when trainings may replace the champion.",
+    )

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from forestops import names
+from forestops.training.pin import Pin
 from forestops.ui.clients.http import Exchange, ServiceError, exchange
 
 SERVICE = "MLflow"
@@ -64,6 +65,18 @@ class MlflowRegistryClient:
     def health(self) -> str | ServiceError:
         record = self._get("/health")
         return str(record.response_body) if record.ok else record.error(self.advice)
+
+    def promotion_pin(self) -> Pin | ServiceError | None:
+        """The registered model's pin (automatic promotion paused), None when unpinned or not registered."""
+        model = self._get("/api/2.0/mlflow/registered-models/get", {"name": self.model_name})
+        body = model.response_body
+        if isinstance(body, dict) and body.get("error_code") == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        if not model.ok or not isinstance(body, dict):
+            return model.error(self.advice)
+        tags = {t["key"]: t.get("value", "") for t in body.get("registered_model", {}).get("tags", [])}
+        text = tags.get(names.TAG_PROMOTION_PIN)
+        return None if text is None else Pin.from_tag(text)
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         return f"{self.base_url}/#/experiments/{experiment_id}/runs/{run_id}"

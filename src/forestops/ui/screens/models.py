@@ -63,6 +63,23 @@ st.dataframe(
     hide_index=True,
     column_config={"run": st.column_config.LinkColumn("MLflow run", display_text="open run")},
 )
+st.caption(
+    f"**candidate_score**: the version's {primary} on the evaluation rows of the training that made it. "
+    f"**champion_score**: the champion of that moment scored on those same rows, so the two compare like for like "
+    f"(a version becomes champion when candidate_score exceeds champion_score by FORESTOPS_PROMOTION_MARGIN, "
+    f"{settings.promotion_margin:g}). 'no previous champion': there was none to compare with."
+)
+pin = mlflow.promotion_pin()
+if isinstance(pin, ServiceError):
+    views.show_error(pin)
+elif pin is not None:
+    st.warning(
+        f"Pinned: {pin.describe()}. Trainings still register and score new versions, as challengers only; "
+        "`forestops unpin` resumes automatic promotion.",
+        icon=":material/push_pin:",
+    )
+else:
+    st.caption("Automatic promotion is on: `forestops pin` pauses it (the champion stays until `forestops unpin`).")
 
 if primary in metric_names:
     st.subheader(f"{primary} over versions")

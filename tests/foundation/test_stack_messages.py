@@ -1,0 +1,68 @@
+"""What `forestops stack up` says about a stack that already runs, and which log lines a failed start shows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from forestops.local import supervise
+from tests.support.processes import forestops_argv
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def sleeper(tmp_path):
+    """A live process of ours standing in for a service of the stack."""
+    record = supervise.start_detached(
+        "ui",
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        tmp_path / "logs" / "ui.log",
+        os.environ,
+        cwd=tmp_path,
+        url="http://127.0.0.1:28551",
+    )
+    yield record
+    supervise.stop([record], timeout=5)
+
+
+def _state(home, *records) -> None:
+    state = supervise.StackState(path=home / "stack" / "state.json", started_at=time.time(), mode="embedded")
+    state.services = {record.name: record for record in records}
+    state.save()
+
+
+def _up(home) -> subprocess.CompletedProcess:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FORESTOPS_")}, "FORESTOPS_HOME": str(home)}
+    return subprocess.run(forestops_argv("stack", "up"), capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_up_on_a_running_stack_prints_its_urls_and_succeeds(sleeper, tmp_path):
+    home = tmp_path / "home"
+    _state(home, sleeper)
+    result = _up(home)
+    assert result.returncode == 0, result.stderr
+    assert "already running" in result.stdout and "http://127.0.0.1:28551" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_up_on_a_partly_running_stack_says_what_exited(sleeper, tmp_path):
+    home = tmp_path / "home"
+    gone = supervise.ServiceRecord("mlflow", 2**22 - 7, 1.0, ["mlflow"], str(tmp_path / "mlflow.log"))
+    _state(home, sleeper, gone)
+    result = _up(home)
+    assert result.returncode == 1
+    assert "partly running (exited: mlflow)" in result.stderr and "make down" in result.stderr
+
+
+def test_a_failed_start_shows_only_this_attempts_log_lines(tmp_path):
+    log = tmp_path / "svc.log"
+    log.write_text(
+        "=== 2026-01-01 10:00:00 starting: svc\nold failure\n=== 2026-01-01 11:00:00 starting: svc\nnew line\n"
+    )
+    shown = supervise.tail(log)
+    assert "new line" in shown and "old failure" not in shown
