@@ -25,7 +25,9 @@ from forestops.settings import Settings, load_settings
 
 def report_error(error: ForestopsError) -> int:
     """Print ``error`` for a person and return the exit code it stands for."""
-    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    from forestops.redaction import redact
+
+    typer.secho(f"error: {redact(error)}", fg=typer.colors.RED, err=True)
     return int(error.exit_code)
 
 

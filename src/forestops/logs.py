@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from forestops.redaction import install_log_redaction
+
 FULL_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SHORT_FORMAT = "%(asctime)s %(message)s"
 
@@ -20,3 +22,5 @@ def setup_logging(*, short: bool = False, level: int = logging.INFO) -> None:
         logging.basicConfig(level=level, format=SHORT_FORMAT, datefmt="%H:%M:%S", stream=sys.stderr)
     else:
         logging.basicConfig(level=level, format=FULL_FORMAT)
+    # Whatever a library logs (a connection URL, a request with its headers) goes out masked.
+    install_log_redaction()

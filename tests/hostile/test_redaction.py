@@ -130,3 +130,30 @@ def test_ingest_once_prints_no_password(tmp_path, extra):
     assert done.returncode != 0
     output = done.stdout + done.stderr
     assert PASSWORD not in output, output[-2000:]
+
+
+def test_the_shared_log_setup_masks_what_any_library_logs():
+    program = (
+        "import logging\n"
+        "from forestops.logs import setup_logging\n"
+        "setup_logging()\n"
+        f"logging.getLogger('sqlalchemy.engine').warning('connecting to mysql+pymysql://app:{PASSWORD}@db/covertype')\n"
+        "try:\n"
+        f"    raise RuntimeError('token={PASSWORD}')\n"
+        "except RuntimeError:\n"
+        "    logging.getLogger('x').exception('failed')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert "mysql+pymysql://app:***@db/covertype" in done.stderr, done.stderr
+    assert PASSWORD not in done.stderr + done.stdout
+
+
+def test_the_cli_edge_masks_an_error_message():
+    program = (
+        "from forestops.cli import report_error\n"
+        "from forestops.errors import ServiceUnavailable\n"
+        f"report_error(ServiceUnavailable('cannot reach mysql+pymysql://app:{PASSWORD}@db/covertype'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert "app:***@db" in done.stderr, done.stderr
+    assert PASSWORD not in done.stderr + done.stdout

@@ -14,6 +14,7 @@ from typing import Any
 
 from forestops import model_loading, schema
 from forestops.names import MODEL_ARTIFACT_NAME, SERIALIZATION_FORMAT
+from forestops.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ def version_of_run(client, model_name: str, run_id: str) -> str | None:
 
 def _set_tags(client, model_name: str, version: str, tags: dict[str, Any] | None) -> None:
     for key, value in (tags or {}).items():
-        client.set_model_version_tag(model_name, version, key, str(value))
+        # Tags are shown by MLflow's UI and ours: a reason quoting an error must not carry a secret.
+        client.set_model_version_tag(model_name, version, key, redact(str(value)))
 
 
 def log_and_register(
