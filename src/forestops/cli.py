@@ -45,7 +45,7 @@ app = _Forestops(no_args_is_help=True, add_completion=False, help="Forest Cover 
 
 
 # Commands that never touch FORESTOPS_HOME (the compose deployment's helper).
-_NO_HOME = {"gen-env", "mlflow-db-upgrade"}
+_NO_HOME = {"gen-env", "mlflow-db-upgrade", "mlflow-users"}
 
 
 @app.callback()
@@ -142,6 +142,20 @@ def mlflow_db_upgrade() -> None:
     from forestops.deploy import mlflow_schema
 
     typer.echo(mlflow_schema.upgrade(mlflow_schema.backend_uri()))
+
+
+@app.command("mlflow-users")
+def mlflow_users() -> None:
+    """Create MLflow's client users and their grants (the compose's one-shot job once MLflow is up).
+
+    Runs as MLflow's admin (MLFLOW_TRACKING_USERNAME / _PASSWORD); client passwords come from
+    MLFLOW_TRAINER_PASSWORD, MLFLOW_INFERENCE_PASSWORD and MLFLOW_UI_PASSWORD. Safe to repeat.
+    """
+    settings = _settings()
+    from forestops.deploy import mlflow_users as users
+
+    for line in users.bootstrap(settings.mlflow_tracking_uri, settings.experiment_name, settings.model_name):
+        typer.echo(line)
 
 
 @app.command("db-init")

@@ -278,7 +278,7 @@ def test_mlflow_allows_the_host_names_its_clients_use(services) -> None:
     # MLflow's own private ranges are kept (a VM opened by its private address needs no setting)
     assert set(get_private_ip_patterns()) - {"fc00:*", "fd00:*"} <= set(allowed)
     wanted = ["localhost", "localhost:5000", "10.1.2.3:5000", "172.20.0.5:5000", "192.168.1.9"]
-    for name, service in services.items():
+    for service in services.values():
         uri = compose.environment(service).get("FORESTOPS_MLFLOW_TRACKING_URI")
         if uri:
             host, port = compose.url_host_port(uri)

@@ -115,10 +115,12 @@ def test_mlflow_command_uses_options_of_the_pinned_mlflow(services) -> None:
 
             assert mlflow_env.MLFLOW_DISABLE_TELEMETRY.name == variable
         elif variable.startswith("MLFLOW_") and variable != "MLFLOW_S3_ENDPOINT_URL":
-            # every other MLFLOW_* variable must be one the server command reads
+            # every other MLFLOW_* variable must be one the server command or MLflow's settings read
+            import mlflow.environment_variables as mlflow_env
             from mlflow.cli import cli
 
             envvars = {param.envvar for param in cli.commands["server"].params if param.envvar}
+            envvars |= {getattr(value, "name", None) for value in vars(mlflow_env).values()}
             assert variable in envvars, f"mlflow server reads no {variable}"
 
 

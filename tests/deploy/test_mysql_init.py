@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import shlex
 import subprocess
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from forestops.storage.db import ensure_schema, make_engine
 from forestops.storage.provision import APP_GRANTS, mutable_tables
-from tests.deploy import compose
-from tests.support import mysql
+from tests.support import deployment
 
-SCRIPT = compose.DOCKER_DIR / "mysql" / "10-forestops-users.sh"
+SCRIPT = deployment.INIT_SCRIPT
 
 
 @pytest.mark.unit
@@ -39,53 +36,9 @@ def test_script_grants_what_the_application_declares() -> None:
 
 @pytest.fixture
 def provisioned(mysql_server_url: str) -> Iterator[dict[str, URL]]:
-    """Run the script with unique database and user names; drop everything afterwards."""
-    server = make_url(mysql_server_url)
-    tag = mysql.unique_name("fo").removeprefix("fo_")[:10]
-    names = {
-        "FORESTOPS_RAW_DATABASE": f"fo_{tag}_raw",
-        "FORESTOPS_MLFLOW_DATABASE": f"fo_{tag}_mlflow",
-        "MYSQL_APP_USER": f"fo_{tag}_app",
-        "MYSQL_READER_USER": f"fo_{tag}_ro",
-        "MYSQL_MLFLOW_USER": f"fo_{tag}_ml",
-    }
-    passwords = {
-        "MYSQL_APP_PASSWORD": secrets.token_urlsafe(16),
-        "MYSQL_READER_PASSWORD": "it's a \\ quoted one",  # must survive SQL quoting
-        "MYSQL_MLFLOW_PASSWORD": secrets.token_urlsafe(16),
-    }
-    client = ["mysql", "--protocol=tcp", f"--host={server.host}", f"--port={server.port or 3306}"]
-    client.append(f"--user={server.username}")
-    env = {**os.environ, **names, **passwords, "MYSQL_CLIENT": shlex.join(client)}
-    if server.password:
-        env["MYSQL_PWD"] = server.password
-
-    def run() -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60, check=False)
-
-    first = run()
-    try:
-        assert first.returncode == 0, first.stderr
-        second = run()  # idempotent: a restart of an initialised container must not fail
-        assert second.returncode == 0, second.stderr
-
-        def url(user_key: str, password_key: str, database_key: str) -> URL:
-            return server.set(username=names[user_key], password=passwords[password_key], database=names[database_key])
-
-        yield {
-            "app": url("MYSQL_APP_USER", "MYSQL_APP_PASSWORD", "FORESTOPS_RAW_DATABASE"),
-            "reader": url("MYSQL_READER_USER", "MYSQL_READER_PASSWORD", "FORESTOPS_RAW_DATABASE"),
-            "mlflow": url("MYSQL_MLFLOW_USER", "MYSQL_MLFLOW_PASSWORD", "FORESTOPS_MLFLOW_DATABASE"),
-            "other_db": names,
-        }
-    finally:
-        admin = sa.create_engine(server)
-        with admin.begin() as connection:
-            for key in ("FORESTOPS_RAW_DATABASE", "FORESTOPS_MLFLOW_DATABASE"):
-                connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{names[key]}`"))
-            for key in ("MYSQL_APP_USER", "MYSQL_READER_USER", "MYSQL_MLFLOW_USER"):
-                connection.execute(sa.text(f"DROP USER IF EXISTS '{names[key]}'@'%'"))
-        admin.dispose()
+    """Run the script (twice: a restarted container runs it again) with unique names; dropped afterwards."""
+    with deployment.provisioned_by_init_script(mysql_server_url) as users:
+        yield {"app": users.app, "reader": users.reader, "mlflow": users.mlflow, "other_db": users.names}
 
 
 def _fails(url: URL, statement: str) -> bool:

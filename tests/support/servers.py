@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 
-from .processes import VENV_BIN, free_port, running
+from .processes import VENV_BIN, forestops_argv, free_port, running
+
+# What every MLflow process the tests start gets: no usage telemetry.
+TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
 
 S3_KEY_ID = "forestops-test"
 S3_SECRET = "forestops-test-secret"
@@ -65,12 +70,71 @@ def moto_s3(log_dir: Path, bucket: str = "mlflow") -> Iterator[S3Endpoint]:
         yield endpoint
 
 
+AUTH_INI = Path(__file__).resolve().parents[2] / "docker" / "mlflow" / "basic_auth.ini"
+
+
+@dataclass(frozen=True)
+class MlflowAuth:
+    """MLflow's basic-auth app as the compose runs it: docker/mlflow/basic_auth.ini, admin from the environment."""
+
+    admin_username: str
+    admin_password: str
+    database_uri: str  # the auth app's own users database (replaces the ini's path in the container)
+    secret_key: str = "forestops-test-flask-secret"
+
+    def server_env(self, folder: Path) -> dict[str, str]:
+        """What ``mlflow server --app-name basic-auth`` needs: the repository's ini, with only the database moved."""
+        import configparser
+
+        config = configparser.ConfigParser()
+        config.read(AUTH_INI)
+        config["mlflow"]["database_uri"] = self.database_uri
+        folder.mkdir(parents=True, exist_ok=True)
+        ini = folder / "basic_auth.ini"
+        with ini.open("w") as handle:
+            config.write(handle)
+        return {
+            "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+            "MLFLOW_AUTH_ADMIN_USERNAME": self.admin_username,
+            "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin_password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": self.secret_key,
+        }
+
+
 @dataclass(frozen=True)
 class MlflowServer:
     url: str
     backend_store_uri: str
     artifacts_destination: str
     log_path: Path
+    migrated: str | None = None  # what the one-shot migration job printed, when it ran first
+    auth: MlflowAuth | None = None
+
+    def env(self) -> dict[str, str]:
+        """What a client process needs to use this server: MLflow's own credential variables (never argv)."""
+        if self.auth is None:
+            return {}
+        return {
+            "MLFLOW_TRACKING_USERNAME": self.auth.admin_username,
+            "MLFLOW_TRACKING_PASSWORD": self.auth.admin_password,
+        }
+
+
+def migrate_mlflow_database(backend_store_uri: str, log_path: Path, timeout: float = 600) -> str:
+    """Run the compose's one-shot job (``forestops mlflow-db-upgrade``) on ``backend_store_uri``.
+
+    The URL goes in the environment, as in docker-compose.yml (it holds a password).  Returns the
+    job's output; fails with it when the job fails.
+    """
+    env = {**os.environ, **TELEMETRY_OFF, "MLFLOW_BACKEND_STORE_URI": backend_store_uri}
+    result = subprocess.run(
+        forestops_argv("mlflow-db-upgrade"), env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"forestops mlflow-db-upgrade failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result.stdout.strip()
 
 
 @contextlib.contextmanager
@@ -80,22 +144,29 @@ def mlflow_server(
     artifacts: S3Endpoint | Path,
     prefix: str = "artifacts",
     timeout: float = 180,
+    migrated: str | None = None,
+    auth: MlflowAuth | None = None,
 ) -> Iterator[MlflowServer]:
     """``mlflow server`` with proxied artefacts, in S3 (as deployed) or in a local folder.
 
-    ``prefix`` is the key prefix inside the S3 bucket; a folder is used as it is.
+    ``prefix`` is the key prefix inside the S3 bucket; a folder is used as it is.  With ``auth``
+    it runs MLflow's basic-auth app configured like the compose's (anonymous requests refused).
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    # The backend URL in the environment, as in docker-compose.yml: it may hold a password.
+    env = {**TELEMETRY_OFF, "MLFLOW_BACKEND_STORE_URI": backend_store_uri}
     if isinstance(artifacts, S3Endpoint):
-        destination, env = f"s3://{artifacts.bucket}/{prefix}", artifacts.env()
+        destination = f"s3://{artifacts.bucket}/{prefix}"
+        env.update(artifacts.env())
     else:
-        destination, env = str(artifacts), None
+        destination = str(artifacts)
+    if auth is not None:
+        env.update(auth.server_env(log_dir / "mlflow-auth"))
     argv = [
         str(VENV_BIN / "mlflow"),
         "server",
-        "--backend-store-uri",
-        backend_store_uri,
+        *(["--app-name", "basic-auth"] if auth is not None else []),
         "--artifacts-destination",
         destination,
         "--serve-artifacts",
@@ -109,5 +180,10 @@ def mlflow_server(
     log_path = log_dir / "mlflow.log"
     with running("mlflow server", argv, log_path, f"{url}/health", env=env, timeout=timeout):
         yield MlflowServer(
-            url=url, backend_store_uri=backend_store_uri, artifacts_destination=destination, log_path=log_path
+            url=url,
+            backend_store_uri=backend_store_uri,
+            artifacts_destination=destination,
+            log_path=log_path,
+            migrated=migrated,
+            auth=auth,
         )

@@ -46,6 +46,21 @@ def promotion_cells(tags: dict[str, str]) -> dict[str, str | None]:
     return cells
 
 
+def _basic_auth() -> dict[str, str] | None:
+    """MLflow's own client credentials (MLFLOW_TRACKING_USERNAME / _PASSWORD) as a header, when set.
+
+    The compose stack's MLflow runs its basic-auth app; the UI signs in as its read-only user.
+    """
+    import base64
+    import os
+
+    username, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if not username or password is None:
+        return None
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
 @dataclass(frozen=True)
 class MlflowRegistryClient:
     base_url: str
@@ -60,7 +75,9 @@ class MlflowRegistryClient:
         )
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Exchange:
-        return exchange(SERVICE, "GET", f"{self.base_url}{path}", params=params, timeout=self.timeout)
+        return exchange(
+            SERVICE, "GET", f"{self.base_url}{path}", params=params, timeout=self.timeout, headers=_basic_auth()
+        )
 
     def health(self) -> str | ServiceError:
         record = self._get("/health")
