@@ -148,6 +148,7 @@ class Settings(BaseSettings):
         None, description="Airflow metadata DB of the local stack (unset: SQLite under <home>/airflow)."
     )
     stack_health_timeout: float = Field(240.0, gt=0, description="Seconds each local-stack service has to answer.")
+    prometheus_port: int = Field(9090, ge=1, le=65535, description="Local stack: Prometheus port, when installed.")
     stack_training_niceness: int = Field(
         10,
         ge=0,

@@ -86,3 +86,14 @@ def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard(metrics_
     assert uids == {source["uid"]}
     provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "forestops.yml").read_text())["providers"][0]
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_the_local_stack_scrape_configuration_passes_promtool(tmp_path) -> None:
+    from forestops.local.services import prometheus_config
+
+    path = tmp_path / "prometheus.yml"
+    path.write_text(prometheus_config(25080))
+    result = subprocess.run([promtool(), "check", "config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (job,) = yaml.safe_load(path.read_text())["scrape_configs"]
+    assert job["static_configs"][0]["targets"] == ["127.0.0.1:25080"]

@@ -9,6 +9,7 @@ tasks, the inference API and the UI all find each other.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,7 +141,50 @@ def plan(settings: Settings, setup: airflow.AirflowSetup) -> list[ServiceSpec]:
         )
     add_forestops("inference", "inference API", "inference", settings.inference_port, "/health", "INFERENCE_PORT")
     add_forestops("ui", "Streamlit UI", "ui", settings.ui_port, "/_stcore/health", "UI_PORT")
+    prometheus = prometheus_spec(settings)
+    if prometheus is not None:
+        specs.append(prometheus)
     return specs
+
+
+def prometheus_config(inference_port: int) -> str:
+    """The local stack's scrape configuration: the inference API (requests and the monitoring gauges)."""
+    return (
+        "# Written by `forestops stack up`; regenerated at every start.\n"
+        "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n"
+        "scrape_configs:\n"
+        "  - job_name: inference\n"
+        "    metrics_path: /metrics\n"
+        f'    static_configs:\n      - targets: ["{LOCALHOST}:{inference_port}"]\n'
+    )
+
+
+def prometheus_spec(settings: Settings) -> ServiceSpec | None:
+    """Debian's Prometheus on 127.0.0.1 when it is installed (the UI's Monitoring page works without it)."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        return None
+    folder = (settings.home / "prometheus").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "prometheus.yml"
+    config.write_text(prometheus_config(settings.inference_port))
+    url = url_of(settings.prometheus_port)
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={folder / 'data'}",
+        "--storage.tsdb.retention.time=7d",
+        f"--web.listen-address={LOCALHOST}:{settings.prometheus_port}",
+    ]
+    return ServiceSpec(
+        "prometheus",
+        "Prometheus",
+        argv,
+        settings.prometheus_port,
+        url,
+        url + "/-/ready",
+        port_setting="PROMETHEUS_PORT",
+    )
 
 
 def child_environment(base: dict[str, str], spec: ServiceSpec) -> dict[str, str]:
