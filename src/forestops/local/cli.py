@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 
 import typer
@@ -39,6 +40,11 @@ def run_up(use_demo: bool) -> int:
         f"  collection                 {settings.batch_count} batches x {settings.batch_seconds:g}s, a fetch every "
         f"{settings.ingest_every:g}s (~{calls:.0f} per batch); search budget {settings.search_seconds:g}s"
     )
+    if not shutil.which("prometheus"):
+        typer.echo(
+            "  Prometheus                 not installed, not started (apt-get install -y prometheus); "
+            "the UI's Monitoring page works without it"
+        )
     typer.echo("stop it with `make down` (forestops stack down); `make status` shows each service")
     return 0
 
