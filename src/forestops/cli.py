@@ -48,6 +48,10 @@ app = _Forestops(no_args_is_help=True, add_completion=False, help="Forest Cover 
 _NO_HOME = {"gen-env", "mlflow-db-upgrade", "mlflow-users"}
 
 
+# Commands that act on the local stack's data: they adopt its recorded settings (forestops.local.recorded).
+_ADOPT_STACK_SETTINGS = {"train", "ingest-once", "promote", "rollback", "pin", "unpin", "history"}
+
+
 @app.callback()
 def main(ctx: typer.Context) -> None:
     """Forest Cover Type MLOps stack: one subcommand per service or operation."""
@@ -58,7 +62,18 @@ def main(ctx: typer.Context) -> None:
         from forestops.settings import Settings
 
         # Read before any setting is validated: a missing folder is made, an unusable one refused by name.
-        ensure_home(Path(os.environ.get("FORESTOPS_HOME") or Settings.model_fields["home"].default))
+        home = ensure_home(Path(os.environ.get("FORESTOPS_HOME") or Settings.model_fields["home"].default))
+        if ctx.invoked_subcommand in _ADOPT_STACK_SETTINGS:
+            from forestops.local.recorded import adopt_running_stack
+
+            adopted = adopt_running_stack(home)
+            if adopted:
+                shown = ", ".join(f"{name.removeprefix('FORESTOPS_')}={value}" for name, value in adopted.items())
+                typer.secho(
+                    f"using the running local stack's settings (your environment does not set these): {shown}",
+                    fg=typer.colors.CYAN,
+                    err=True,
+                )
 
 
 def _settings(**overrides: Any) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -66,3 +67,30 @@ def test_a_failed_start_shows_only_this_attempts_log_lines(tmp_path):
     )
     shown = supervise.tail(log)
     assert "new line" in shown and "old failure" not in shown
+
+
+def test_commands_by_hand_adopt_the_running_stacks_settings_and_say_so(sleeper, tmp_path):
+    from forestops.local import recorded
+
+    home = tmp_path / "home"
+    state = supervise.StackState(path=home / "stack" / "state.json", started_at=time.time(), mode="embedded")
+    state.services = {sleeper.name: sleeper}
+    started_with = {
+        "FORESTOPS_SEARCH_SECONDS": "30",
+        "FORESTOPS_TRAINING_CANDIDATES": "lightgbm,baseline",
+        "FORESTOPS_AIRFLOW_PASSWORD": "never-kept",
+        "FORESTOPS_MYSQL_URL": "mysql+pymysql://user:never-kept@db:3306",
+    }
+    state.notes = {recorded.NOTE: json.dumps(recorded.shareable(started_with))}
+    state.save()
+    assert "never-kept" not in state.path.read_text()
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FORESTOPS_")},
+        "FORESTOPS_HOME": str(home),
+        "FORESTOPS_TRAINING_CANDIDATES": "baseline",  # the shell's own value wins
+    }
+    result = subprocess.run(forestops_argv("history"), capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "using the running local stack's settings" in result.stderr
+    assert "SEARCH_SECONDS=30" in result.stderr and "TRAINING_CANDIDATES" not in result.stderr

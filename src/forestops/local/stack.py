@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forestops.errors import ForestopsError
-from forestops.local import airflow, mlflow_server, services, supervise
+from forestops.local import airflow, mlflow_server, recorded, services, supervise
 from forestops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -214,6 +214,8 @@ def up(settings: Settings) -> UpResult:
 
     state = supervise.StackState(path=paths.state, started_at=time.time(), mode=services.describe_mode(settings))
     state.notes = {"airflow_home": str(setup.home)}
+    # What commands typed by hand next to the stack adopt (forestops.local.recorded).
+    state.notes[recorded.NOTE] = json.dumps(recorded.shareable({**os.environ, **environment}))
     records: dict[str, supervise.ServiceRecord] = {}
     try:
         for spec in specs:
