@@ -27,6 +27,7 @@ import httpx
 from forestops import names
 from forestops.errors import ForestopsError
 from forestops.local.supervise import installed_command
+from forestops.private_files import private_dir, write_private
 from forestops.settings import Settings
 
 # The DAGs `stack up` waits for and unpauses (every file in dags/ that defines one).
@@ -109,15 +110,13 @@ class AirflowSetup:
 
 def prepare(settings: Settings, logs: Path) -> AirflowSetup:
     """Make the Airflow home, its lasting secrets and the admin password file."""
-    home = (settings.home / "airflow").resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    home = private_dir((settings.home / "airflow").resolve())
     secrets_path = home / "forestops-secrets.json"
     if secrets_path.exists():
         kept = json.loads(secrets_path.read_text())
     else:
         kept = {"jwt_secret": secrets.token_urlsafe(32), "password": secrets.token_urlsafe(12)}
-        secrets_path.write_text(json.dumps(kept))
-        secrets_path.chmod(0o600)
+        write_private(secrets_path, json.dumps(kept))
     password = settings.airflow_password.get_secret_value() if settings.airflow_password else kept["password"]
     setup = AirflowSetup(
         home=home,
@@ -131,8 +130,7 @@ def prepare(settings: Settings, logs: Path) -> AirflowSetup:
     )
     # The simple auth manager only generates a password for users missing from
     # this file, so writing ours first makes the login predictable and printable.
-    setup.password_file.write_text(json.dumps({ADMIN_USER: password}) + "\n")
-    setup.password_file.chmod(0o600)
+    write_private(setup.password_file, json.dumps({ADMIN_USER: password}) + "\n")
     return setup
 
 

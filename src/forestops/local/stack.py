@@ -23,6 +23,7 @@ from pathlib import Path
 
 from forestops.errors import ForestopsError
 from forestops.local import airflow, mlflow_server, recorded, services, supervise
+from forestops.private_files import write_private
 from forestops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -118,9 +119,7 @@ def raw_database(settings: Settings, home: Path) -> RawDatabase:
         user = json.loads(secrets_path.read_text())
     else:
         user = {"name": f"forestops_{secrets.token_hex(3)}", "password": secrets.token_urlsafe(16)}
-        secrets_path.parent.mkdir(parents=True, exist_ok=True)
-        secrets_path.write_text(json.dumps(user))
-        secrets_path.chmod(0o600)
+        write_private(secrets_path, json.dumps(user))
     server = make_url(settings.mysql_url)
     app = server.set(username=user["name"], password=user["password"], database=settings.raw_database)
     return RawDatabase(app.render_as_string(hide_password=False), admin or settings.mysql_url)
