@@ -14,6 +14,7 @@ import os
 
 from forestops.errors import ConfigurationError
 from forestops.local.supervise import installed_command
+from forestops.redaction import redact, redact_argv
 from forestops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,12 +113,23 @@ def mlflow_executable() -> str:
     return command
 
 
+def server_environment(settings: Settings) -> dict[str, str]:
+    """What ``mlflow server`` reads from its environment rather than its argv.
+
+    The backend store URI holds the MySQL password in server mode, and a
+    command line is readable by every user of the machine (``ps``,
+    ``/proc/<pid>/cmdline``): ``mlflow server`` reads ``--backend-store-uri``
+    from ``MLFLOW_BACKEND_STORE_URI`` too, and its workers inherit it from
+    the environment as well.
+    """
+    return {"MLFLOW_BACKEND_STORE_URI": backend_store_uri(settings), **s3_environment(settings)}
+
+
 def server_argv(settings: Settings, host: str, port: int, workers: int = 1) -> list[str]:
+    """The command line: nothing secret on it (see :func:`server_environment`)."""
     return [
         mlflow_executable(),
         "server",
-        "--backend-store-uri",
-        backend_store_uri(settings),
         "--artifacts-destination",
         artifacts_destination(settings),
         "--serve-artifacts",
@@ -138,6 +150,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int | None = None, 
     ensure_backend_database(settings)
     ensure_bucket(settings)
     argv = server_argv(settings, host, port or settings.mlflow_port, workers)
-    environment = {**os.environ, **s3_environment(settings)}
-    log.info("starting %s", " ".join(argv))
+    environment = {**os.environ, **server_environment(settings)}
+    log.info("starting %s (backend store %s)", " ".join(redact_argv(argv)), redact(backend_store_uri(settings)))
     os.execve(argv[0], argv, environment)
