@@ -163,7 +163,8 @@ def main() -> None:
         anchor_seconds = time.perf_counter() - anchor_started
         anchor = evaluation.evaluate(anchor_model, x_hold, y_hold).metrics
 
-    best = result["registered"]["candidate"]
+    assert result.registered is not None and result.evaluated is not None, "the benchmark training did not train"
+    best = result.registered.candidate
     print(
         f"training rows {len(training)} (evaluation split {len(frame) - len(training)}), "
         f"machine: {os.cpu_count()} cores"
@@ -172,7 +173,7 @@ def main() -> None:
         f"whole train pipeline: {seconds:.1f} s wall, {cpu_seconds:.1f} s CPU, peak RSS {memory.mb:.0f} MB "
         f"(target < {TARGET_SECONDS} s; 1-min load average at the end {load:.1f})"
     )
-    for name, scores in result["evaluated"]["scores"].items():
+    for name, scores in result.evaluated.scores.items():
         print(f"  {name:24s} evaluation split: accuracy {scores['accuracy']:.4f}  macro-F1 {scores['f1_macro']:.4f}")
     print(
         f"champion ({best}) on held-back rows: accuracy {subject['accuracy']:.4f}, macro-F1 {subject['f1_macro']:.4f}"

@@ -3,8 +3,10 @@
 Scheduled on the raw-data Asset (the ingest DAG emits it when it stored new
 rows) and runnable by hand; ``{"force": true}`` in the run's conf skips the
 new-rows gate.  Thin wiring only: every task calls one function of
-``forestops.training.steps`` and passes small values (ids, paths, metrics)
-through XCom.
+``forestops.training.steps`` and passes its typed result through XCom
+(``to_xcom()`` / ``from_xcom()``).  The steps module (pandas, scikit-learn,
+MLflow, alembic) is imported inside the tasks, so parsing this file imports
+only Airflow and forestops' names and settings.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from airflow.sdk import Asset, dag, task
 
 from forestops import names
 from forestops.settings import get_settings
-from forestops.training import steps
 
 RAW_DATA = Asset(name=names.RAW_DATA_ASSET_NAME, uri=names.RAW_DATA_ASSET_URI)
 
@@ -39,39 +40,69 @@ RAW_DATA = Asset(name=names.RAW_DATA_ASSET_NAME, uri=names.RAW_DATA_ASSET_URI)
 def covertype_train():
     @task(retries=0)
     def gate(dag_run=None, run_id: str | None = None) -> dict:
+        from forestops.training import steps
+
         conf = (dag_run.conf or {}) if dag_run is not None else {}
         # A run triggered by covertype_monitor's alert carries its reason, recorded in training_log.
-        return steps.gate_step(
+        decision = steps.gate_step(
             get_settings(), force=bool(conf.get("force", False)), run_id=run_id, trigger=conf.get("reason") or None
         )
+        return decision.to_xcom()
 
     @task.short_circuit
     def enough_new_rows(decision: dict) -> bool:
-        return bool(decision["train"])
+        from forestops.training.gate import GateDecision
+
+        return GateDecision.from_xcom(decision).train
 
     @task
     def load(decision: dict) -> dict:
-        return steps.load_step(get_settings(), decision)
+        from forestops.training import steps
+        from forestops.training.gate import GateDecision
+
+        return steps.load_step(get_settings(), GateDecision.from_xcom(decision)).to_xcom()
 
     @task(retries=0)
     def check(loaded: dict) -> dict:
-        return steps.check_step(get_settings(), loaded)
+        from forestops.training import steps
+
+        return steps.check_step(get_settings(), steps.Loaded.from_xcom(loaded)).to_xcom()
 
     @task
     def train(loaded: dict, run_id: str | None = None) -> dict:
-        return steps.train_step(get_settings(), loaded, run_id)
+        from forestops.training import steps
+
+        return steps.train_step(get_settings(), steps.Loaded.from_xcom(loaded), run_id).to_xcom()
 
     @task
     def evaluate(loaded: dict, trained: dict) -> dict:
-        return steps.evaluate_step(get_settings(), loaded, trained)
+        from forestops.training import steps
+
+        return steps.evaluate_step(
+            get_settings(), steps.Loaded.from_xcom(loaded), steps.Trained.from_xcom(trained)
+        ).to_xcom()
 
     @task
     def register(loaded: dict, trained: dict, evaluated: dict) -> dict:
-        return steps.register_step(get_settings(), loaded, trained, evaluated)
+        from forestops.training import steps
+
+        return steps.register_step(
+            get_settings(),
+            steps.Loaded.from_xcom(loaded),
+            steps.Trained.from_xcom(trained),
+            steps.Evaluated.from_xcom(evaluated),
+        ).to_xcom()
 
     @task
     def promote(loaded: dict, evaluated: dict, registered: dict) -> dict:
-        return steps.promote_step(get_settings(), loaded, evaluated, registered)
+        from forestops.training import steps
+
+        return steps.promote_step(
+            get_settings(),
+            steps.Loaded.from_xcom(loaded),
+            steps.Evaluated.from_xcom(evaluated),
+            steps.Registered.from_xcom(registered),
+        ).to_xcom()
 
     decision = gate()
     loaded = load(decision)

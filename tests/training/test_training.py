@@ -39,7 +39,7 @@ def _client(settings):
 def test_training_tracks_registers_and_serves_a_champion(stocked_database, settings_for, training_rows, s3_endpoint):
     settings = settings_for(stocked_database)
     result = steps.run_training(settings, force=False, run_id="manual__test-1")
-    assert result["trained"] and result["gate"]["reason"] == "first training"
+    assert result.trained and result.gate.reason == "first training"
     client = _client(settings)
 
     # One parent run, a child run per candidate.
@@ -84,15 +84,16 @@ def test_training_tracks_registers_and_serves_a_champion(stocked_database, setti
     assert all(c.data.metrics["search_trials"] >= 1 for c in strong)
 
     # The best candidate is registered, logged in its own child run, and is champion.
-    registered = result["registered"]
-    version = client.get_model_version(settings.model_name, registered["version"])
-    assert version.run_id == registered["run_id"]
+    registered = result.registered
+    assert registered is not None and result.evaluated is not None
+    version = client.get_model_version(settings.model_name, registered.version)
+    assert version.run_id == registered.run_id
     assert {a.path for a in client.list_artifacts(version.run_id)} >= {"confusion_matrix.png"}
     assert version.tags[TAG_DECISION] == promotion.DECISION_CHAMPION
     assert version.tags[TAG_PRIMARY_METRIC] == "f1_macro"
-    assert float(version.tags[TAG_CANDIDATE_SCORE]) == pytest.approx(result["evaluated"]["score"])
+    assert float(version.tags[TAG_CANDIDATE_SCORE]) == pytest.approx(result.evaluated.score)
     champion = client.get_model_version_by_alias(settings.model_name, ALIAS_CHAMPION)
-    assert champion.version == registered["version"]
+    assert champion.version == registered.version
 
     # Artefacts really live in the S3 endpoint (proxied by the server).
     assert any(key.endswith("model.skops") for key in s3_endpoint.object_keys())
@@ -109,12 +110,12 @@ def test_training_tracks_registers_and_serves_a_champion(stocked_database, setti
     # The training log records the whole story.
     (row,) = training_log(stocked_database)
     assert row.status == TrainingStatus.TRAINED and row.decision == promotion.DECISION_CHAMPION
-    assert row.model_version == registered["version"] and row.rows_used == len(training_rows)
-    assert row.mlflow_run_id == registered["run_id"] and row.run_id == "manual__test-1"
+    assert row.model_version == registered.version and row.rows_used == len(training_rows)
+    assert row.mlflow_run_id == registered.run_id and row.run_id == "manual__test-1"
 
     # No new rows: the gate skips and says so.
     again = steps.run_training(settings)
-    assert not again["trained"] and "0 new rows" in again["gate"]["reason"]
+    assert not again.trained and "0 new rows" in again.gate.reason
     assert training_log(stocked_database)[-1].status == TrainingStatus.SKIPPED
 
 
@@ -265,8 +266,8 @@ def test_mlflow_down_fails_clearly_and_a_retry_succeeds(stocked_database, settin
     # The retry (same inputs, MLflow back) goes through.
     quick = settings.model_copy(update={"training_candidates": "baseline"})
     trained = steps.train_step(quick, loaded, "retry-test")
-    assert set(trained["candidates"]) == {"baseline"}
-    assert _client(settings).get_run(trained["parent_run_id"]).info.status == "FINISHED"
+    assert [c.name for c in trained.candidates] == ["baseline"]
+    assert _client(settings).get_run(trained.parent_run_id).info.status == "FINISHED"
 
 
 def test_a_retried_register_step_finds_its_version_instead_of_registering_another(stocked_database, settings_for):
@@ -283,13 +284,13 @@ def test_a_retried_register_step_finds_its_version_instead_of_registering_anothe
     assert again == first
     client = _client(settings)
     versions = client.search_model_versions(f"name = '{settings.model_name}'")
-    assert [v.version for v in versions] == [first["version"]]
-    assert versions[0].run_id == trained["candidates"]["baseline"]["run_id"]
-    assert versions[0].tags["training_log_id"] == str(loaded["log_id"])
-    assert training_log(stocked_database)[-1].model_version == first["version"]
+    assert [v.version for v in versions] == [first.version]
+    assert versions[0].run_id == trained.candidate("baseline").run_id
+    assert versions[0].tags["training_log_id"] == str(loaded.log_id)
+    assert training_log(stocked_database)[-1].model_version == first.version
     # A different training (another run) still registers a version of its own.
     other = steps.train_step(settings, loaded, "register-retry-2")
-    assert steps.register_step(settings, loaded, other, evaluated)["version"] != first["version"]
+    assert steps.register_step(settings, loaded, other, evaluated).version != first.version
     assert len(client.search_model_versions(f"name = '{settings.model_name}'")) == 2
 
 

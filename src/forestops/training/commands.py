@@ -18,18 +18,17 @@ def run_train(settings: Settings, force: bool) -> int:
     from forestops.training.steps import run_training
 
     result = run_training(settings, force=force, run_id=None)
-    if not result["trained"]:
-        print(f"not training: {result['gate']['reason']} (use --force to train anyway)")
+    if result.promoted is None or result.registered is None or result.evaluated is None:
+        print(f"not training: {result.gate.reason} (use --force to train anyway)")
         return 0
-    promoted = result["promoted"]
     print(
         json.dumps(
             {
-                "version": promoted["version"],
-                "candidate": result["registered"]["candidate"],
-                "decision": promoted["decision"],
-                "scores": result["evaluated"]["scores"],
-                "champion_score": promoted["champion_score"],
+                "version": result.promoted.version,
+                "candidate": result.registered.candidate,
+                "decision": result.promoted.decision,
+                "scores": result.evaluated.scores,
+                "champion_score": result.promoted.champion_score,
             },
             indent=2,
         )

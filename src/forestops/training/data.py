@@ -39,15 +39,6 @@ class LoadedRows:
     batch_numbers: tuple[int, ...]
     digest: str
 
-    def as_xcom(self) -> dict:
-        return {
-            "path": str(self.path),
-            "rows": self.rows,
-            "max_raw_id": self.max_raw_id,
-            "batch_numbers": list(self.batch_numbers),
-            "digest": self.digest,
-        }
-
 
 def evaluation_mask(row_hashes: pd.Series, evaluation_percent: int) -> np.ndarray:
     """True where a row belongs to the evaluation split."""

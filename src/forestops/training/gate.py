@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,8 +38,12 @@ class GateDecision:
     log_id: int
     trigger: str | None = None  # why the run was started, when something other than new rows started it
 
-    def as_xcom(self) -> dict[str, Any]:
+    def to_xcom(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_xcom(cls, value: Mapping[str, Any]) -> GateDecision:
+        return cls(**value)
 
 
 def _utcnow() -> datetime:

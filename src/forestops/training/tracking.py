@@ -1,4 +1,5 @@
-"""MLflow plumbing for training: reachability, experiment, lineage, code version.
+"""MLflow plumbing for training: reachability, experiment, lineage, code version,
+and what each training step logs (params, metrics, artefacts, tags).
 
 A training that cannot reach MLflow must fail at once with a message that
 says where it looked and what to start, not after minutes of client
@@ -10,12 +11,28 @@ from __future__ import annotations
 import functools
 import logging
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from sqlalchemy.engine import make_url
 
 from forestops import schema
 from forestops.errors import ServiceUnavailable
+from forestops.names import (
+    CONFUSION_MATRIX_FILE,
+    RAW_DATA_ASSET_NAME,
+    REPORT_FILE,
+    TAG_AIRFLOW_RUN_ID,
+    TAG_BEST_CANDIDATE,
+    TAG_CODE_VERSION,
+)
+from forestops.settings import Settings
+
+if TYPE_CHECKING:
+    from forestops.training.evaluation import Evaluation
+    from forestops.training.search import SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +121,102 @@ def log_dataset(
             "split_rows_digest": content_digest(frame),
         },
     )
+
+
+# -- what the training steps log -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a training's rows came from: how many, the whole load's digest, the batches."""
+
+    rows: int
+    digest: str
+    batch_numbers: list[int]
+
+
+def database_name(url: str) -> str:
+    """The database a SQLAlchemy URL names (a SQLite file by its name), for the dataset's source."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    return Path(database).name if parsed.get_backend_name() == "sqlite" else database
+
+
+def run_tags(run_id: str | None, log_id: int) -> dict[str, str]:
+    """Tags of a training's parent run and of each candidate's child run."""
+    return {TAG_AIRFLOW_RUN_ID: run_id or "", TAG_CODE_VERSION: code_version(), "training_log_id": str(log_id)}
+
+
+def log_training_inputs(
+    settings: Settings,
+    candidates: list[str],
+    training: pd.DataFrame,
+    evaluation_rows: pd.DataFrame,
+    lineage: Lineage,
+    data_report: Path,
+) -> None:
+    """On the active parent run: both splits as datasets, the settings that shaped it, row counts, the data report."""
+    import mlflow
+
+    database = database_name(settings.raw_database_url)
+    for frame, context in ((training, "training"), (evaluation_rows, "evaluation")):
+        log_dataset(frame, context, database, lineage.digest, lineage.batch_numbers, RAW_DATA_ASSET_NAME)
+    mlflow.log_params(
+        {
+            "candidates": ",".join(candidates),
+            "search_seconds": settings.search_seconds,
+            "evaluation_percent": settings.evaluation_percent,
+            "class_weight_power": settings.class_weight_power,
+            "primary_metric": settings.primary_metric,
+        }
+    )
+    mlflow.log_metrics({"rows": lineage.rows, "training_rows": len(training), "evaluation_rows": len(evaluation_rows)})
+    if data_report.exists():
+        mlflow.log_artifact(str(data_report))
+
+
+def log_candidate_fit(pipeline: Any, seconds: float, training_rows: int, found: SearchResult | None) -> None:
+    """On the active child run: the fitted model's parameters, the fit time and the search's figures."""
+    import mlflow
+
+    model_params = pipeline.named_steps["model"].get_params()
+    mlflow.log_params({f"model_{k}": v for k, v in model_params.items() if not callable(v) and k != "callbacks"})
+    metrics = {"training_seconds": seconds, "training_rows": float(training_rows)}
+    if found:
+        metrics.update(
+            search_trials=found.trials,
+            search_seconds=found.seconds,
+            search_validation_f1_macro=found.validation_f1_macro,
+        )
+    mlflow.log_metrics(metrics)
+
+
+def log_candidate_evaluation(run_id: str, name: str, result: Evaluation, importance: Any, folder: Path) -> None:
+    """On a candidate's run: its evaluation metrics, confusion matrix, report and feature importance."""
+    import mlflow
+
+    from forestops.training import evaluation
+
+    folder.mkdir(exist_ok=True)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics(result.metrics)
+        files = [
+            evaluation.write_confusion_matrix(
+                result.confusion, folder / CONFUSION_MATRIX_FILE, f"{name} on evaluation rows"
+            ),
+            evaluation.write_report(result, folder / REPORT_FILE),
+            *evaluation.write_importance(importance, folder),
+        ]
+        for file in files:
+            mlflow.log_artifact(str(file))
+
+
+def log_best_candidate(parent_run_id: str, best: str, scores: dict[str, dict[str, float]]) -> None:
+    """On the parent run: which candidate won, its scores, and every candidate's."""
+    import mlflow
+
+    with mlflow.start_run(run_id=parent_run_id):
+        mlflow.set_tag(TAG_BEST_CANDIDATE, best)
+        mlflow.log_metrics({f"best_{k}": v for k, v in scores[best].items()})
+        for name, values in scores.items():
+            mlflow.log_metrics({f"{name}_{k}": v for k, v in values.items()})
