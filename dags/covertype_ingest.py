@@ -1,6 +1,7 @@
 """covertype_ingest: every FORESTOPS_INGEST_EVERY seconds, collect one portion of the data API.
 
-Thin wiring only; the work is in ``forestops.ingest.tasks``.  Endpoints come
+Thin wiring only; the work is in ``forestops.ingest.tasks``, imported inside
+the tasks so that parsing this file stays cheap.  Endpoints come
 from FORESTOPS_DATASOURCE_URL / FORESTOPS_DATABASE_URL (or FORESTOPS_MYSQL_URL),
 or from the Airflow connections ``forestops_datasource`` and
 ``forestops_raw_db`` when they exist (for example AIRFLOW_CONN_* variables).  The raw-data
@@ -18,7 +19,7 @@ from airflow.sdk import Asset, Connection, dag, task
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from forestops import names
-from forestops.ingest import connections, tasks
+from forestops.ingest import connections
 from forestops.settings import get_settings
 
 RAW_DATA = Asset(name=names.RAW_DATA_ASSET_NAME, uri=names.RAW_DATA_ASSET_URI)
@@ -51,6 +52,8 @@ def _connection_uri(conn_id: str) -> str | None:
 def covertype_ingest():
     @task
     def collect(run_id: str | None = None) -> dict:
+        from forestops.ingest import tasks
+
         overrides = connections.settings_overrides(
             _connection_uri(connections.DATASOURCE_CONN_ID), _connection_uri(connections.RAW_DB_CONN_ID)
         )
@@ -58,10 +61,14 @@ def covertype_ingest():
 
     @task.short_circuit
     def has_new_rows(outcome: dict) -> bool:
+        from forestops.ingest import tasks
+
         return tasks.has_new_rows(outcome)
 
     @task(outlets=[RAW_DATA], retries=0)
     def announce_new_rows(outcome: dict, *, outlet_events=None) -> None:
+        from forestops.ingest import tasks
+
         outlet_events[RAW_DATA].extra = tasks.asset_extra(outcome)
 
     outcome = collect()
