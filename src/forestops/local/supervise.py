@@ -85,13 +85,22 @@ class ServiceRecord:
         ours = self._is_ours()
         if ours is False:
             return []
+        if ours is None and self.create_time < psutil.boot_time():
+            # Recorded before the machine restarted: nothing of ours survived it, and a process
+            # group of this id now is someone else's (pids start over after a boot).
+            return []
         members: dict[int, psutil.Process] = {}
         leader = self.process()
         if leader is not None:
             members[leader.pid] = leader
         for process in psutil.process_iter():
             with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError, PermissionError):
-                if os.getpgid(process.pid) == self.pid and process.status() != psutil.STATUS_ZOMBIE:
+                if (
+                    os.getpgid(process.pid) == self.pid
+                    and process.status() != psutil.STATUS_ZOMBIE
+                    # A member of our group was started after our leader; anything older is not ours.
+                    and process.create_time() >= self.create_time - 0.5
+                ):
                     members[process.pid] = process
         for process in list(members.values()):
             with contextlib.suppress(psutil.NoSuchProcess):
