@@ -38,11 +38,14 @@ class DeploymentUsers:
 
     def grant_app_database(self, database: str) -> str:
         """Give the app user the script's grants on another (fresh) database; its URL as the app user."""
-        from forestops.storage.provision import APP_GRANTS
+        from forestops.storage.provision import APP_GRANTS, table_grant_statements
 
         engine = sa.create_engine(self.server_url)
         with engine.begin() as connection:
             connection.execute(sa.text(f"GRANT {', '.join(APP_GRANTS)} ON `{database}`.* TO '{self.app.username}'@'%'"))
+            # UPDATE/DELETE table by table, as the init script grants them (none on alias_history).
+            for statement in table_grant_statements(database, self.app.username):
+                connection.execute(sa.text(statement))
         engine.dispose()
         return self.app.set(database=database).render_as_string(hide_password=False)
 
