@@ -94,3 +94,15 @@ def test_commands_by_hand_adopt_the_running_stacks_settings_and_say_so(sleeper, 
     assert result.returncode == 0, result.stderr
     assert "using the running local stack's settings" in result.stderr
     assert "SEARCH_SECONDS=30" in result.stderr and "TRAINING_CANDIDATES" not in result.stderr
+
+
+def test_the_banner_promises_the_fetches_a_two_core_machine_manages(tmp_path):
+    from forestops.local import demo
+    from forestops.local.cli import collection_line
+    from forestops.settings import load_settings
+
+    values = {k.removeprefix("FORESTOPS_").lower(): v for k, v in demo.DEMO_DEFAULTS.items()}
+    line = collection_line(load_settings(home=tmp_path, **values))
+    # 45 s batches asked every 5 s, but one ingest run takes ~11 s: about 4 land (3 to 6 measured), not 9.
+    assert "about 4 per batch land" in line, line and "10 batches x 45s" in line
+    assert "~69% of each batch" in line

@@ -35,11 +35,7 @@ def run_up(use_demo: bool) -> int:
         typer.echo(f"  {title:<26} {url}")
     typer.echo(f"  Airflow login              {result.login[0]} / {result.login[1]}")
     typer.echo(f"  logs                       {result.logs}")
-    calls = demo.expected_calls_per_batch(settings.batch_seconds, settings.ingest_every)
-    typer.echo(
-        f"  collection                 {settings.batch_count} batches x {settings.batch_seconds:g}s, a fetch every "
-        f"{settings.ingest_every:g}s (~{calls:.0f} per batch); search budget {settings.search_seconds:g}s"
-    )
+    typer.echo(f"  collection                 {collection_line(settings)}")
     if not shutil.which("prometheus"):
         typer.echo(
             "  Prometheus                 not installed, not started (apt-get install -y prometheus); "
@@ -47,6 +43,18 @@ def run_up(use_demo: bool) -> int:
         )
     typer.echo("stop it with `make down` (forestops stack down); `make status` shows each service")
     return 0
+
+
+def collection_line(settings) -> str:
+    """The banner's collection figures: what is asked, and what a 2-core machine really manages."""
+    likely = demo.likely_fetches_per_batch(settings.batch_seconds, settings.ingest_every)
+    coverage = demo.expected_coverage(likely, settings.portion_fraction)
+    return (
+        f"{settings.batch_count} batches x {settings.batch_seconds:g}s; a fetch asked every "
+        f"{settings.ingest_every:g}s, about {likely:.0f} per batch land (an ingest run takes "
+        f"~{demo.INGEST_RUN_SECONDS:g}s), storing ~{coverage:.0%} of each batch; "
+        f"search budget {settings.search_seconds:g}s"
+    )
 
 
 def _report_running(state: supervise.StackState) -> int:
