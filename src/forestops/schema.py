@@ -295,6 +295,41 @@ def normalise_raw_row(values: Sequence[Any], label_base: LabelBase = 0) -> dict[
     return {c: normalise_value(c, v, label_base) for c, v in zip(RAW_COLUMNS, values, strict=True)}
 
 
+class MemoNormaliser:
+    """``normalise_raw_row`` that remembers each column's answer to each distinct text.
+
+    A data file or a served portion repeats most values (categories,
+    hillshades, labels, common distances): a column of 180,000 rows holds a
+    few thousand distinct strings, so asking this module once per distinct
+    value gives its exact verdict at a fraction of the cost.  Only strings are
+    remembered (1, 1.0 and True are equal dict keys but not equally valid);
+    any problem is re-raised by ``normalise_raw_row``, so the reason is the
+    contract's own message.  One instance per file or portion (the memo grows
+    with the distinct values it sees).
+    """
+
+    def __init__(self, label_base: LabelBase = 0) -> None:
+        self.label_base = label_base
+        self._answers: list[dict[str, int | str]] = [{} for _ in RAW_COLUMNS]
+
+    def __call__(self, values: Sequence[Any]) -> tuple[int | str, ...]:
+        try:
+            if isinstance(values, (str, bytes)) or len(values) != len(RAW_COLUMNS):
+                raise TypeError
+            row = []
+            for column, answers, value in zip(RAW_COLUMNS, self._answers, values, strict=True):
+                if type(value) is not str:
+                    row.append(normalise_value(column, value, self.label_base))
+                elif value in answers:
+                    row.append(answers[value])
+                else:
+                    answer = answers[value] = normalise_value(column, value, self.label_base)
+                    row.append(answer)
+            return tuple(row)
+        except (TypeError, ValueError):  # off-contract shape or a bad value: the canonical message
+            return tuple(normalise_raw_row(values, self.label_base).values())
+
+
 def row_digest(row: Mapping[str, Any]) -> str:
     """A content hash of a normalised raw row (all 13 columns).
 

@@ -75,36 +75,6 @@ class ServedDataset:
         return len(self.fragments)
 
 
-class RowNormaliser:
-    """Normalises raw rows with the schema's functions, remembering each distinct value.
-
-    A column of 180,000 rows holds a few thousand distinct strings, so asking
-    the schema once per distinct value gives its exact verdict (the same
-    accepted variants, the same refusals) at a small fraction of the cost.
-    """
-
-    def __init__(self) -> None:
-        self._known: list[dict[Any, int | str]] = [{} for _ in schema.RAW_COLUMNS]
-
-    def normalise(self, values: Sequence[Any]) -> Normalised:
-        if isinstance(values, (str, bytes)) or len(values) != len(schema.RAW_COLUMNS):
-            return tuple(schema.normalise_raw_row(values).values())  # raises the schema's own message
-        result = []
-        for column, known, value in zip(schema.RAW_COLUMNS, self._known, values, strict=True):
-            # Strings are the common case; other types keep their type in the
-            # key because 1, 1.0 and True are equal as dict keys.
-            key = value if type(value) is str else (type(value), value)
-            try:
-                result.append(known[key])
-            except KeyError:
-                normalised = schema.normalise_value(column, value)
-                known[key] = normalised
-                result.append(normalised)
-            except TypeError:  # an unhashable value: no memo, the schema decides
-                result.append(schema.normalise_value(column, value))
-        return tuple(result)
-
-
 def _open_text(path: Path) -> TextIO:
     """Open a CSV or a gzip-compressed CSV, recognised by content rather than name."""
     with path.open("rb") as probe:
@@ -133,7 +103,7 @@ def _check_header(path: Path, header: list[str] | None) -> None:
     )
 
 
-def read_raw_rows(path: Path | str) -> Iterator[Normalised]:
+def read_data_file(path: Path | str) -> Iterator[Normalised]:
     """Yield each data row of a raw CSV / CSV.gz, normalised; raise at the first bad one.
 
     Lines are numbered from 1 (the header), as an editor shows them.  Empty
@@ -142,7 +112,7 @@ def read_raw_rows(path: Path | str) -> Iterator[Normalised]:
     path = Path(path)
     if not path.is_file():
         raise DataSetError(path, "no such file (check FORESTOPS_DATA_PATH)")
-    normaliser = RowNormaliser()
+    normalise = schema.MemoNormaliser()
     with _open_text(path) as handle:
         reader = csv.reader(handle, strict=True)
         try:
@@ -157,7 +127,7 @@ def read_raw_rows(path: Path | str) -> Iterator[Normalised]:
                         line=reader.line_num,
                     )
                 try:
-                    yield normaliser.normalise(fields)
+                    yield normalise(fields)
                 except schema.ValueProblem as problem:
                     raise DataSetError(
                         path,
@@ -197,12 +167,12 @@ def split_holdout(rows: Iterable[Row], fraction: float) -> tuple[list[Row], list
     """
     if not 0 <= fraction < 1:
         raise ValueError(f"fraction must be in [0, 1), got {fraction}")
-    normaliser = RowNormaliser()
+    normalise = schema.MemoNormaliser()
     served: list[Row] = []
     holdout: list[Row] = []
     for row in rows:
         values = [row[c] for c in schema.RAW_COLUMNS] if isinstance(row, Mapping) else row
-        digest = _digest(normaliser.normalise(values))  # type: ignore[arg-type]
+        digest = _digest(normalise(values))  # type: ignore[arg-type]
         (holdout if fraction and in_holdout(digest, fraction) else served).append(row)
     return served, holdout
 
@@ -213,7 +183,7 @@ def load_raw_file(path: Path | str, holdout_fraction: float = 0.0, min_rows: int
     started = time.perf_counter()
     fragments: list[bytes] = []
     held = 0
-    for row in read_raw_rows(path):
+    for row in read_data_file(path):
         if holdout_fraction and in_holdout(_digest(row), holdout_fraction):
             held += 1
             continue
