@@ -14,9 +14,12 @@ columns, so the two categoricals are passed as their code's index in the
 data contract (one bin per code); and the report embeds its scripts
 (``online_report=False``) so that viewing it fetches nothing.
 
-The computation runs in a forked child that is stopped past
+The computation runs in a child process that is stopped past
 ``budget_seconds`` (FORESTOPS_MONITOR_DRIFT_SECONDS), so a slow report can
-never hold up the scoring that the monitor exists for.
+never hold up the scoring that the monitor exists for.  The child comes
+from a fork server (started once per process, this module preloaded), not
+from a plain fork: an Airflow task process has threads, and a child forked
+while one of them holds a lock (logging's, for one) would hang.
 """
 
 from __future__ import annotations
@@ -142,11 +145,11 @@ def _child(connection, reference: pd.DataFrame, current: pd.DataFrame) -> None:
 def measure(reference: pd.DataFrame, current: pd.DataFrame, budget_seconds: float) -> DriftResult:
     """Drift share, drifted columns and the HTML report, or DriftTimeout past ``budget_seconds``."""
     _disable_telemetry()
-    import popmon  # noqa: F401  (import once in the parent: the forked child starts warm)
-
     started = time.perf_counter()
-    receiver, sender = multiprocessing.Pipe(duplex=False)
-    process = multiprocessing.get_context("fork").Process(
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__, "popmon"])
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(
         target=_child, args=(sender, reference, current), name="forestops-drift", daemon=True
     )
     process.start()
