@@ -391,6 +391,10 @@ def main() -> None:
     report(results, contention)
 
 
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else float("nan")
+
+
 def report(results: dict[str, dict[str, Totals]], contention: dict[str, Totals]) -> None:
     anchor, subject = results["mlflow"], results["forestops"]
     print(f"\n{'':22}{'mlflow serve':>14}{'forestops':>12}{'ratio':>9}   load avg (mlflow / forestops)")
@@ -408,7 +412,7 @@ def report(results: dict[str, dict[str, Totals]], contention: dict[str, Totals])
         ("1,000-row p50 ms", anchor["batch"].p50_ms, subject["batch"].p50_ms, False, "batch"),
     ]
     for label, a, s, higher_is_better, kind in rows:
-        ratio = s / a if higher_is_better else a / s
+        ratio = _ratio(s, a) if higher_is_better else _ratio(a, s)
         loads = f"{anchor[kind].load:.1f} / {subject[kind].load:.1f}"
         print(f"{label:22}{a:14.1f}{s:12.1f}{ratio:8.2f}x   {loads}")
     print("(ratio: forestops over mlflow for throughput, mlflow over forestops for latency; >1 is better)")
@@ -416,15 +420,15 @@ def report(results: dict[str, dict[str, Totals]], contention: dict[str, Totals])
     print(f"\n{'forestops single-row':22}{'req/s':>10}{'of idle':>9}{'p99 ms':>9}   load avg")
     for label, totals in contention.items():
         print(
-            f"{label:22}{totals.requests_per_second:10.1f}{totals.requests_per_second / idle:8.0%}"
+            f"{label:22}{totals.requests_per_second:10.1f}{_ratio(totals.requests_per_second, idle):8.0%}"
             f"{totals.p99_ms:9.1f}   {totals.load:.1f}"
         )
     failed = {name: r["single"].errors + r["batch"].errors for name, r in results.items()}
     failed["forestops next to training"] = sum(t.errors for t in contention.values())
     print(f"failed requests (socket errors + non-2xx): {failed}")
-    single = subject["single"].requests_per_second / anchor["single"].requests_per_second
-    batch = subject["batch"].rows_per_second / anchor["batch"].rows_per_second
-    niced = contention["training niced"].requests_per_second / idle
+    single = _ratio(subject["single"].requests_per_second, anchor["single"].requests_per_second)
+    batch = _ratio(subject["batch"].rows_per_second, anchor["batch"].rows_per_second)
+    niced = _ratio(contention["training niced"].requests_per_second, idle)
     verdicts = [
         f"single-row >= 10x: {single:.2f}x ({'met' if single >= 10 else 'NOT met'})",
         f"1,000-row rows/s >= 3x: {batch:.2f}x ({'met' if batch >= 3 else 'NOT met'})",
