@@ -149,9 +149,7 @@ def measure(reference: pd.DataFrame, current: pd.DataFrame, budget_seconds: floa
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__, "popmon"])
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_child, args=(sender, reference, current), name="forestops-drift", daemon=True
-    )
+    process = context.Process(target=_child, args=(sender, reference, current), name="forestops-drift", daemon=True)
     process.start()
     sender.close()
     try:
