@@ -10,7 +10,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit lint lock bench demo down status up down-docker check preflight ps-docker logs browser wrk promtool .env
+.PHONY: help install test test-unit lint lock bench demo reset down status up down-docker check preflight ps-docker logs browser wrk promtool .env
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,8 +74,11 @@ wrk: ## Debian's wrk, the serving benchmark's load generator (apt-get install wh
 		echo "The serving benchmark needs wrk; install it with: sudo apt-get install -y wrk"; \
 	fi
 
-demo: install ## Start the local stack in the background (embedded storage, short demo windows); prints URLs
-	$(BIN)/forestops stack up --demo
+demo: install ## Start the local stack in the background (embedded storage, short demo windows); FRESH=1 resets first
+	$(if $(FRESH),$(BIN)/forestops stack reset &&) $(BIN)/forestops stack up --demo
+
+reset: install ## Remove the local stack's state (rows, registry, Airflow runs, data API progress) after asking
+	$(BIN)/forestops stack reset
 
 down: ## Stop exactly the processes `make demo` started
 	@if test -x $(BIN)/forestops; then $(BIN)/forestops stack down; else echo "no .venv: nothing was started"; fi

@@ -326,6 +326,16 @@ def stack_down() -> None:
     raise typer.Exit(run_down())
 
 
+@stack_app.command("reset")
+def stack_reset(
+    yes: bool = typer.Option(False, "--yes", help="Do not ask (for scripts)."),
+) -> None:
+    """Remove the local stack's state (rows, registry, Airflow runs, data API progress) for a fresh start."""
+    from forestops.local.cli import run_reset
+
+    raise typer.Exit(run_reset(yes))
+
+
 @stack_app.command("status")
 def stack_status() -> None:
     """Show each service of the local stack: pid, state, URL, log."""

@@ -9,7 +9,7 @@ import time
 
 import typer
 
-from forestops.local import demo, stack, supervise
+from forestops.local import demo, previous, stack, supervise
 from forestops.logs import setup_logging
 from forestops.settings import load_settings
 
@@ -25,6 +25,8 @@ def run_up(use_demo: bool) -> int:
     if state.alive():
         return _report_running(state)
     typer.echo(f"starting the local stack under {settings.home.resolve()} (logs in {settings.home.resolve()}/logs)")
+    for line in previous.describe(previous.inspect(settings), settings):
+        typer.secho(line, fg=typer.colors.YELLOW)
     try:
         result = stack.up(settings)
     except KeyboardInterrupt:
@@ -75,6 +77,25 @@ def _report_running(state: supervise.StackState) -> int:
         if record.url:
             typer.echo(f"  {name:<26} {record.url}")
     typer.echo("`make status` shows each service; `make down` stops it")
+    return 0
+
+
+def run_reset(yes: bool) -> int:
+    """``stack reset``: list what goes, ask, remove (refused while the stack runs)."""
+    settings = load_settings()
+    doomed = previous.targets(settings)
+    if not doomed:
+        typer.echo(f"nothing to reset under {settings.home.resolve()}")
+        return 0
+    typer.echo(f"this removes the local stack's state under {settings.home.resolve()}:")
+    for path in doomed:
+        typer.echo(f"  {path.relative_to(settings.home.resolve())}")
+    typer.echo("(the downloaded data cache stays; a MySQL server's databases are not touched)")
+    if not yes and not typer.confirm("remove them?", default=False):
+        typer.echo("nothing removed")
+        return 1
+    removed = previous.reset(settings)
+    typer.echo(f"removed {len(removed)} entries; `make demo` now starts from nothing")
     return 0
 
 
