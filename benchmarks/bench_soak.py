@@ -117,8 +117,9 @@ def sample(home: Path, started: float, phase: str) -> dict[str, object]:
         "minutes": round((time.monotonic() - started) / 60, 2),
         "phase": phase,
     }
-    for name in SERVICES:
-        row[f"rss_mb_{name}"] = round(tree_rss_mb(pids[name]), 1) if name in pids else 0.0
+    for name in SERVICES:  # Airflow is several services (airflow-scheduler, airflow-api-server, ...)
+        members = [pid for service, pid in pids.items() if service == name or service.startswith(f"{name}-")]
+        row[f"rss_mb_{name}"] = round(sum(tree_rss_mb(pid) for pid in members), 1)
     row.update(
         raw_db_mb=round(sqlite_mb(raw_db), 2),
         mlflow_db_mb=round(sqlite_mb(mlflow_db), 2),
