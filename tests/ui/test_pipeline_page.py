@@ -39,8 +39,12 @@ def test_restart_resets_the_group_at_the_data_api(ui_env, ui_data_api):
     at = page("pipeline").run()
     assert {m.label: m.value for m in at.metric}["Current batch"].startswith("1 of")
     assert "No fetch of group 3 has been logged yet" not in shown(at)  # no database: an error instead
-    at.checkbox[0].check().run()
+    at.checkbox(key="pipeline.confirm_restart").check().run()
     at = button(at, "Restart data collection").click().run()
-    assert any(f"The data API restarted group {group}" in s.value for s in at.success)
+    [said] = [s.value for s in at.success if f"The data API restarted group {group}" in s.value]
+    assert "the next fetch starts batch 1" in said and "{" not in said  # a sentence, not a raw dict
+    assert at.checkbox(key="pipeline.confirm_restart").value is False  # a second click needs a new confirmation
+    assert button(at, "Restart data collection").disabled
     assert {m.label: m.value for m in at.metric}["Current batch"] == "not started"
+    assert "Batch 1 starts with the next fetch" in shown(at) and "started never" not in shown(at)
     assert httpx.get(f"{ui_data_api}/status", params={"group_number": group}).json()["batch_number"] is None

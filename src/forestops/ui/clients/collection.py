@@ -51,12 +51,39 @@ class FetchRecord:
 
 @dataclass(frozen=True)
 class CollectionProgress:
-    batches: list[BatchProgress]
+    batches: list[BatchProgress]  # the current cycle's batches only
     recent: list[FetchRecord]
+    cycle: int = 1  # how many collection cycles the fetch log shows (restarts start a new one)
+    complete: bool = False  # the latest fetch was told "all batches served"
+    total_new: int = 0  # distinct rows stored over every cycle
 
     @property
-    def total_new(self) -> int:
+    def cycle_new(self) -> int:
         return sum(b.rows_new for b in self.batches)
+
+
+def per_cycle(fetches: list[tuple]) -> tuple[int, list[BatchProgress]]:
+    """The current cycle's per-batch totals from fetches in log order.
+
+    ``fetch_log`` has no cycle column, but batches only ever go up within a
+    cycle; a batch number lower than the one before marks a restart.
+    Fetches without a batch (complete, or failed before an answer) belong to
+    no batch row.  Each fetch is (batch, received, new, duplicate, rejected,
+    is_error, finished_at).
+    """
+    cycle, previous = 1, None
+    totals: dict[int, list] = {}
+    for batch, received, new, duplicate, rejected, is_error, at in fetches:
+        if batch is None:
+            continue
+        if previous is not None and batch < previous:
+            cycle, totals = cycle + 1, {}
+        previous = batch
+        row = totals.setdefault(batch, [0, 0, 0, 0, 0, 0, None])
+        for index, value in enumerate((1, received, new, duplicate, rejected, int(is_error))):
+            row[index] += int(value or 0)
+        row[6] = at if row[6] is None or (at is not None and at > row[6]) else row[6]
+    return cycle, [BatchProgress(batch, *row) for batch, row in sorted(totals.items())]
 
 
 @functools.lru_cache(maxsize=8)
@@ -79,20 +106,18 @@ def collection_progress(database_url: str, group_number: int, recent: int = 15) 
             "Create the schema with `forestops db-init`, then let `covertype_ingest` run (or trigger it below).",
         )
     where = fetch_log.c.group_number == group_number
-    per_batch = (
+    every_fetch = (
         sa.select(
             fetch_log.c.batch_number,
-            sa.func.count().label("fetches"),
-            sa.func.coalesce(sa.func.sum(fetch_log.c.rows_received), 0),
-            sa.func.coalesce(sa.func.sum(fetch_log.c.rows_new), 0),
-            sa.func.coalesce(sa.func.sum(fetch_log.c.rows_duplicate), 0),
-            sa.func.coalesce(sa.func.sum(fetch_log.c.rows_rejected), 0),
-            sa.func.sum(sa.case((fetch_log.c.status == FetchStatus.ERROR, 1), else_=0)),
-            sa.func.max(sa.func.coalesce(fetch_log.c.finished_at, fetch_log.c.started_at)),
+            fetch_log.c.rows_received,
+            fetch_log.c.rows_new,
+            fetch_log.c.rows_duplicate,
+            fetch_log.c.rows_rejected,
+            fetch_log.c.status == FetchStatus.ERROR,
+            sa.func.coalesce(fetch_log.c.finished_at, fetch_log.c.started_at),
         )
         .where(where)
-        .group_by(fetch_log.c.batch_number)
-        .order_by(fetch_log.c.batch_number)
+        .order_by(fetch_log.c.id)
     )
     latest = (
         sa.select(
@@ -112,9 +137,7 @@ def collection_progress(database_url: str, group_number: int, recent: int = 15) 
     )
     try:
         with _engine(database_url).connect() as connection:
-            batches = [
-                BatchProgress(row[0], *(int(n or 0) for n in row[1:7]), row[7]) for row in connection.execute(per_batch)
-            ]
+            fetches = [tuple(row) for row in connection.execute(every_fetch)]
             records = [FetchRecord(*row) for row in connection.execute(latest)]
     except (NoSuchTableError, ProgrammingError) as error:
         if "fetch_log" in str(error) or isinstance(error, NoSuchTableError):
@@ -134,7 +157,10 @@ def collection_progress(database_url: str, group_number: int, recent: int = 15) 
         return _database_error(database_url, error)
     except SQLAlchemyError as error:
         return _database_error(database_url, error)
-    return CollectionProgress(batches, records)
+    cycle, batches = per_cycle(fetches)
+    complete = bool(records) and records[0].status == FetchStatus.COMPLETE
+    total = sum(int(fetch[2] or 0) for fetch in fetches)
+    return CollectionProgress(batches, records, cycle=cycle, complete=complete, total_new=total)
 
 
 def _database_error(database_url: str, error: Exception) -> ServiceError:

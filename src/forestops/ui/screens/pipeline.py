@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from forestops.names import DAG_TRAIN
 from forestops.ui import views
 from forestops.ui.clients import collection
 from forestops.ui.clients.airflow import PIPELINE_DAGS
@@ -15,26 +16,61 @@ st.button("Refresh")
 
 # -- actions first, so their outcome shows above what they changed ------------
 st.subheader("Actions")
-buttons = st.columns(3)
-for column, dag_id in zip(buttons, PIPELINE_DAGS, strict=False):
-    if column.button(f"Trigger {dag_id}", key=f"trigger.{dag_id}"):
-        result = services.airflow.trigger(dag_id)
-        if isinstance(result, ServiceError):
-            views.remember(
-                "pipeline.action", ("error", f"Triggering {dag_id} failed: {result.problem}. {result.advice}")
-            )
-        else:
-            views.remember(
-                "pipeline.action",
-                ("ok", f"Triggered {dag_id}: run `{result.get('dag_run_id')}` is {result.get('state')}."),
-            )
-confirm = buttons[2].checkbox(f"Confirm: restart group {group} from batch 1")
-if buttons[2].button("Restart data collection", disabled=not confirm):
+CONFIRM_KEY = "pipeline.confirm_restart"
+
+
+def _queued_note(dag_id: str, run_id: str | None) -> str:
+    """Which run a new one waits behind (a DAG runs one at a time), or nothing."""
+    runs = services.airflow.dag_runs(dag_id, limit=5)
+    if isinstance(runs, ServiceError):
+        return ""
+    ahead = [r for r in runs if r.get("state") in ("running", "queued") and r.get("dag_run_id") != run_id]
+    if not ahead:
+        return ""
+    first = ahead[-1]
+    return f" It is queued behind run `{first.get('dag_run_id')}` ({first.get('state')}), which finishes first."
+
+
+def _trigger(dag_id: str, conf: dict | None = None) -> None:
+    result = services.airflow.trigger(dag_id, conf)
+    if isinstance(result, ServiceError):
+        views.remember("pipeline.action", ("error", f"Triggering {dag_id} failed: {result.problem}. {result.advice}"))
+        return
+    run_id = result.get("dag_run_id")
+    forced = " (forced past the new-rows gate)" if conf and conf.get("force") else ""
+    views.remember(
+        "pipeline.action",
+        ("ok", f"Triggered {dag_id}{forced}: run `{run_id}` is {result.get('state')}.{_queued_note(dag_id, run_id)}"),
+    )
+
+
+def _restart() -> None:
+    """Runs as the button's callback, so the confirmation can be unticked before the page draws again."""
+    st.session_state[CONFIRM_KEY] = False
     result = services.datasource.restart(group)
     if isinstance(result, ServiceError):
         views.remember("pipeline.action", ("error", f"Restart failed: {result.problem}. {result.advice}"))
     else:
-        views.remember("pipeline.action", ("ok", f"The data API restarted group {group}: {result}"))
+        views.remember(
+            "pipeline.action",
+            (
+                "ok",
+                f"The data API restarted group {group}: the next fetch starts batch 1 of {settings.batch_count} "
+                "again, and ingestion collects into the same store (rows already stored count as duplicates).",
+            ),
+        )
+
+
+buttons = st.columns(3)
+for column, dag_id in zip(buttons, PIPELINE_DAGS, strict=False):
+    if dag_id == DAG_TRAIN:
+        force = column.checkbox("Force (train even without enough new rows)", key="pipeline.force_train")
+        if column.button(f"Trigger {dag_id}", key=f"trigger.{dag_id}"):
+            _trigger(dag_id, {"force": True} if force else None)
+    elif column.button(f"Trigger {dag_id}", key=f"trigger.{dag_id}"):
+        _trigger(dag_id)
+confirm = buttons[2].checkbox(f"Confirm: restart group {group} from batch 1", key=CONFIRM_KEY)
+buttons[2].button("Restart data collection", disabled=not confirm, on_click=_restart)
 views.show_remembered("pipeline.action")
 
 # -- the data API's clock -------------------------------------------------------
@@ -53,9 +89,11 @@ else:
     else:
         cells[2].metric("Next batch in", "—" if seconds is None else f"{float(seconds):.0f} s")
     cells[3].metric("Rows per portion", status.get("portion_size"))
+    started = status.get("batch_started_at")
+    when = f"Batch started {views.ago(started)}" if started else "Batch 1 starts with the next fetch"
     st.caption(
-        f"Batch started {views.ago(status.get('batch_started_at'))}; each batch is served for "
-        f"{status.get('batch_seconds')} s ({status.get('rows_per_batch')} rows per batch)."
+        f"{when}; each batch is served for {status.get('batch_seconds')} s "
+        f"({status.get('rows_per_batch')} rows per batch)."
     )
 
 # -- what ingestion stored --------------------------------------------------------
@@ -63,28 +101,39 @@ st.subheader("Collection progress")
 progress = collection.collection_progress(settings.raw_database_url, group)
 if isinstance(progress, ServiceError):
     views.show_error(progress)
-elif not progress.batches:
-    st.info(f"No fetch of group {group} has been logged yet; trigger covertype_ingest above.")
 else:
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "batch": b.batch_number,
-                    "fetches": b.fetches,
-                    "rows received": b.rows_received,
-                    "new": b.rows_new,
-                    "duplicates": b.rows_duplicate,
-                    "rejected": b.rows_rejected,
-                    "failed fetches": b.errors,
-                    "last fetch (UTC)": b.last_fetch_at,
-                }
-                for b in progress.batches
-            ]
-        ),
-        hide_index=True,
-    )
-    st.caption(f"{progress.total_new:,} distinct rows stored so far.")
+    if progress.complete:
+        st.success(
+            f"All {settings.batch_count} batches collected; restart the collection above to collect again.",
+            icon=":material/task_alt:",
+        )
+    if not progress.batches:
+        st.info(f"No batch of group {group} has been stored yet in this cycle; trigger covertype_ingest above.")
+    else:
+        st.markdown(
+            f"**Cycle {progress.cycle}**"
+            + (" (earlier cycles: restarts of the collection)" if progress.cycle > 1 else "")
+        )
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "batch": b.batch_number,
+                        "fetches": b.fetches,
+                        "rows received": b.rows_received,
+                        "new": b.rows_new,
+                        "duplicates": b.rows_duplicate,
+                        "rejected": b.rows_rejected,
+                        "failed fetches": b.errors,
+                        "last fetch (UTC)": b.last_fetch_at,
+                    }
+                    for b in progress.batches
+                ]
+            ),
+            hide_index=True,
+        )
+    cycle_part = f"{progress.cycle_new:,} new in this cycle, " if progress.cycle > 1 else ""
+    st.caption(f"{cycle_part}{progress.total_new:,} distinct rows stored so far.")
     with st.expander("Latest fetches"):
         st.dataframe(pd.DataFrame([vars(r) for r in progress.recent]), hide_index=True)
 
