@@ -117,3 +117,29 @@ def test_inference_without_a_model_is_reported_with_why_and_how_to_get_one(tmp_p
     assert predict.outcome is check.Outcome.FAIL
     assert "no model is served yet" in predict.detail and "cannot be reached" in predict.detail
     assert "forestops train" in predict.line().splitlines()[1]
+
+
+@pytest.mark.integration  # MLflow's migrations on SQLite take a few seconds
+def test_mlflow_schema_at_head_passes_and_an_older_revision_names_the_upgrade(tmp_path) -> None:
+    """A real MLflow database (made by MLflow's own store), then the same one stamped one revision back."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    SqlAlchemyStore(uri, str(tmp_path / "artefacts")).engine.dispose()
+    target = _target(mlflow_backend_uri=uri)
+    at_head = check.check_mlflow_schema(target)
+    assert at_head.outcome is check.Outcome.OK, at_head.line()
+
+    config = _get_alembic_config(uri)
+    head = ScriptDirectory.from_config(config).get_revision("head")
+    command.stamp(config, head.down_revision)
+    behind = check.check_mlflow_schema(target)
+    assert behind.outcome is check.Outcome.FAIL
+    assert f"at {head.down_revision}, the installed MLflow's head is {head.revision}" in behind.detail
+    assert "mlflow db upgrade" in behind.fix
+
+    missing = check.check_mlflow_schema(_target(mlflow_backend_uri=f"sqlite:///{tmp_path / 'none.db'}"))
+    assert missing.outcome is check.Outcome.FAIL and not (tmp_path / "none.db").exists()
