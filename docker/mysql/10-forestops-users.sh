@@ -48,8 +48,9 @@ CREATE DATABASE IF NOT EXISTS \`${mlflow_db}\` CHARACTER SET utf8mb4 COLLATE utf
 
 -- The application (ingestion, training, db-init): owns the raw data schema.
 -- UPDATE and DELETE only table by table: alias_history stays append-only.
+-- No DROP: upgrades never drop, and a leaked password must not drop the data.
 CREATE USER IF NOT EXISTS '${app_user}'@'%' IDENTIFIED BY $(literal "$MYSQL_APP_PASSWORD");
-GRANT SELECT, INSERT, CREATE, ALTER, DROP, INDEX, REFERENCES
+GRANT SELECT, INSERT, CREATE, ALTER, INDEX, REFERENCES
     ON \`${raw_db}\`.* TO '${app_user}'@'%';
 $(for table in $mutable_tables; do
     echo "GRANT UPDATE, DELETE, CREATE ON \`${raw_db}\`.\`${table}\` TO '${app_user}'@'%';"

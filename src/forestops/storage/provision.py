@@ -22,7 +22,10 @@ from forestops.storage.db import ensure_schema, make_engine
 log = logging.getLogger(__name__)
 
 # Database-wide: read and append for ingestion and training, DDL so the
-# user owns its migrations (REFERENCES for the foreign keys).  UPDATE and
+# user owns its migrations (REFERENCES for the foreign keys).  No DROP: the
+# upgrades create and alter, only downgrades drop, and a leaked application
+# password must not be able to drop the collected data (run a downgrade with
+# the administrator account).  UPDATE and
 # DELETE are granted table by table (``MUTABLE_GRANTS``), because MySQL
 # cannot take a database-wide grant back for one table, and the promotion
 # history must stay append-only even for the application itself.
@@ -31,7 +34,6 @@ APP_GRANTS: tuple[str, ...] = (
     "INSERT",
     "CREATE",
     "ALTER",
-    "DROP",
     "INDEX",
     "REFERENCES",
 )
@@ -111,8 +113,9 @@ def provision_mysql(admin_url: str, app_url: str, user_host: str = "%") -> Provi
             )
             connection.execute(text(grant_statement(database, user, user_host)))
             # An account provisioned before the table-level grants loses its
-            # database-wide UPDATE/DELETE (a no-op for a new account).
-            connection.execute(text(f"REVOKE UPDATE, DELETE ON `{database}`.* FROM '{user}'@'{user_host}'"))
+            # database-wide UPDATE/DELETE, and one from before DROP was dropped loses DROP
+            # (a no-op for a new account).
+            connection.execute(text(f"REVOKE UPDATE, DELETE, DROP ON `{database}`.* FROM '{user}'@'{user_host}'"))
             for statement in table_grant_statements(database, user, user_host):
                 connection.execute(text(statement))
     finally:
