@@ -34,6 +34,11 @@ from forestops.settings import Settings
 DAG_IDS = (names.DAG_INGEST, names.DAG_TRAIN, names.DAG_MONITOR)
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 ADMIN_USER = "admin"
+# The account the UI acts with: SimpleAuthManager's roles are viewer < user < op < admin, and
+# "user" is the least that may trigger DAG runs (viewer only reads; op adds connections,
+# variables and pools, admin everything).  It cannot be narrowed to two DAGs with this manager.
+UI_USER = "forestops_ui"
+UI_ROLE = "user"
 
 
 class AirflowError(ForestopsError):
@@ -65,6 +70,7 @@ class AirflowSetup:
     jwt_secret: str
     database_url: str
     logs: Path
+    ui_password: str = ""
     # Internal servers that hand task logs to the API server; Airflow's fixed
     # defaults (8793, 8794) would clash between two stacks on one machine.
     worker_log_port: int = 8793
@@ -89,7 +95,7 @@ class AirflowSetup:
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{UI_USER}:{UI_ROLE}",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.password_file),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
@@ -112,10 +118,14 @@ def prepare(settings: Settings, logs: Path) -> AirflowSetup:
     """Make the Airflow home, its lasting secrets and the admin password file."""
     home = private_dir((settings.home / "airflow").resolve())
     secrets_path = home / "forestops-secrets.json"
-    if secrets_path.exists():
-        kept = json.loads(secrets_path.read_text())
-    else:
-        kept = {"jwt_secret": secrets.token_urlsafe(32), "password": secrets.token_urlsafe(12)}
+    kept = json.loads(secrets_path.read_text()) if secrets_path.exists() else {}
+    if not {"jwt_secret", "password", "ui_password"} <= kept.keys():  # new, or from before the UI user
+        kept = {
+            "jwt_secret": secrets.token_urlsafe(32),
+            "password": secrets.token_urlsafe(12),
+            "ui_password": secrets.token_urlsafe(12),
+            **kept,
+        }
         write_private(secrets_path, json.dumps(kept))
     password = settings.airflow_password.get_secret_value() if settings.airflow_password else kept["password"]
     setup = AirflowSetup(
@@ -123,6 +133,7 @@ def prepare(settings: Settings, logs: Path) -> AirflowSetup:
         port=settings.airflow_port,
         password=password,
         jwt_secret=kept["jwt_secret"],
+        ui_password=kept["ui_password"],
         database_url=settings.airflow_database_url or f"sqlite:///{home / 'airflow.db'}",
         logs=(logs / "airflow-tasks").resolve(),
         worker_log_port=_free_port(),
@@ -130,7 +141,7 @@ def prepare(settings: Settings, logs: Path) -> AirflowSetup:
     )
     # The simple auth manager only generates a password for users missing from
     # this file, so writing ours first makes the login predictable and printable.
-    write_private(setup.password_file, json.dumps({ADMIN_USER: password}) + "\n")
+    write_private(setup.password_file, json.dumps({ADMIN_USER: password, UI_USER: kept["ui_password"]}) + "\n")
     return setup
 
 

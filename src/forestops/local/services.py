@@ -83,8 +83,10 @@ def shared_environment(settings: Settings, setup: airflow.AirflowSetup | None, r
         "DO_NOT_TRACK": "1",
     }
     if setup is not None:
-        values["FORESTOPS_AIRFLOW_USERNAME"] = airflow.ADMIN_USER
-        values["FORESTOPS_AIRFLOW_PASSWORD"] = setup.password
+        # Services (the UI is the one that calls Airflow) act as the least account that can
+        # trigger the DAGs, never as the admin (which `stack up` keeps for unpausing).
+        values["FORESTOPS_AIRFLOW_USERNAME"] = airflow.UI_USER
+        values["FORESTOPS_AIRFLOW_PASSWORD"] = setup.ui_password
     return values
 
 
