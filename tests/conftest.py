@@ -91,7 +91,8 @@ def mlflow_server(session_dir: Path, deployment_users, s3_endpoint) -> Iterator[
         admin_password=secrets.token_urlsafe(16),
         database_uri=f"sqlite:///{session_dir / 'mlflow-auth.db'}",
     )
-    with servers.mlflow_server(session_dir, backend, s3_endpoint, migrated=migrated, auth=auth) as server:
+    # A generous start-up limit: a loaded machine takes minutes to import MLflow and its auth app.
+    with servers.mlflow_server(session_dir, backend, s3_endpoint, timeout=480, migrated=migrated, auth=auth) as server:
         # Every client the tests run (in this process or started from it) signs in through MLflow's
         # own variables, as the deployment's clients do; tests of per-client users override them.
         os.environ.update(server.env())
