@@ -41,7 +41,7 @@ def register_champion(settings) -> str:
     from forestops.training import candidates, data, gate, registry
 
     engine = make_engine(settings.raw_database_url)
-    decision = gate.decide(engine, None, True, "test")
+    decision = gate.should_train(engine, None, True, "test")
     frame = data.read_raw_rows(engine, decision.max_raw_id)
     features, labels = data.features_and_labels(frame)
     pipeline = candidates.fit_pipeline(

@@ -131,7 +131,7 @@ def test_a_triggered_training_records_its_reason(fresh_database_url, training_ro
 
     insert_raw_rows(fresh_database_url, training_rows[:50])
     engine = make_engine(fresh_database_url)
-    decision = gate.decide(engine, None, True, "manual__1", trigger="monitoring alert: group 1 batch 3 drifted")
+    decision = gate.should_train(engine, None, True, "manual__1", trigger="monitoring alert: group 1 batch 3 drifted")
     engine.dispose()
     assert decision.train and decision.as_xcom()["trigger"].startswith("monitoring alert")
     (row,) = training_log(fresh_database_url)

@@ -297,18 +297,18 @@ def test_a_retried_register_step_finds_its_version_instead_of_registering_anothe
 def test_gate_counts_new_rows_since_the_last_training(fresh_database_url, training_rows):
     insert_raw_rows(fresh_database_url, training_rows[:1000], batch_number=1)
     engine = make_engine(fresh_database_url)
-    first = gate.decide(engine, None, force=False)
+    first = gate.should_train(engine, None, force=False)
     assert first.train and first.reason == "first training"
     gate.update(engine, first.log_id, status=TrainingStatus.TRAINED, rows_used=1000, max_raw_id=first.max_raw_id)
 
-    assert not gate.decide(engine, None, force=False).train  # nothing new
+    assert not gate.should_train(engine, None, force=False).train  # nothing new
     insert_raw_rows(fresh_database_url, training_rows[1000:1040], batch_number=2)  # 4% < 5%
-    skipped = gate.decide(engine, None, force=False)
+    skipped = gate.should_train(engine, None, force=False)
     assert not skipped.train and skipped.new_rows == 40 and skipped.threshold == 50
     insert_raw_rows(fresh_database_url, training_rows[1040:1050], batch_number=2)  # 5%
-    assert gate.decide(engine, None, force=False).train
-    assert gate.decide(engine, 1000, force=False).train is False  # explicit threshold wins
-    assert gate.decide(engine, 1000, force=True).train  # forced
+    assert gate.should_train(engine, None, force=False).train
+    assert gate.should_train(engine, 1000, force=False).train is False  # explicit threshold wins
+    assert gate.should_train(engine, 1000, force=True).train  # forced
     statuses = [row.status for row in training_log(fresh_database_url)]
     assert statuses == ["trained", "skipped", "skipped", "running", "skipped", "running"]
     with engine.connect() as connection:

@@ -105,7 +105,7 @@ def _with_split(frame):
 
 
 def test_checks_pass_on_clean_rows(frame):
-    report = checks.check_rows(_with_split(frame), min_rows=100)
+    report = checks.data_report(_with_split(frame), min_rows=100)
     assert report.passed, report.to_json()
     assert sum(report.class_counts.values()) == report.training_rows
 
@@ -115,7 +115,7 @@ def test_checks_fail_with_a_report_naming_the_problems(frame):
     broken.loc[broken.index[:5], "Soil_Type"] = None
     broken.loc[broken.index[5], "Elevation"] = -4
     broken = pd.concat([broken, broken.head(2)])
-    report = checks.check_rows(broken, min_rows=100)
+    report = checks.data_report(broken, min_rows=100)
     failed = {c.name for c in report.failures}
     assert {"schema", "null_rates", "duplicates"} <= failed
     with pytest.raises(checks.DataCheckFailed) as error:
@@ -126,7 +126,7 @@ def test_checks_fail_with_a_report_naming_the_problems(frame):
 
 def test_checks_fail_on_a_single_class_and_too_few_rows(frame):
     one_class = _with_split(frame[frame[schema.LABEL] == frame[schema.LABEL].iloc[0]])
-    report = checks.check_rows(one_class.head(50), min_rows=100)
+    report = checks.data_report(one_class.head(50), min_rows=100)
     assert {"class_counts", "row_count"} <= {c.name for c in report.failures}
 
 

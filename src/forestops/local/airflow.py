@@ -170,7 +170,7 @@ def argv(component: str) -> list[str]:
     return [airflow_executable(), component]
 
 
-class AirflowClient:
+class LauncherAirflowApi:
     """The few REST API v2 calls the launcher needs, with the simple auth manager's login."""
 
     def __init__(self, url: str, username: str, password: str) -> None:

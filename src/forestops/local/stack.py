@@ -173,7 +173,7 @@ def wait_healthy(spec: services.ServiceSpec, record: supervise.ServiceRecord, de
 
 def unpause_dags(setup: airflow.AirflowSetup, timeout: float) -> None:
     """Unpause the DAGs once the DAG processor has registered them."""
-    client = airflow.AirflowClient(setup.url, airflow.ADMIN_USER, setup.password)
+    client = airflow.LauncherAirflowApi(setup.url, airflow.ADMIN_USER, setup.password)
     found, missing = client.wait_for_dags(airflow.DAG_IDS, timeout)
     for dag_id in found:
         client.set_paused(dag_id, False)

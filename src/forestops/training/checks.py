@@ -89,7 +89,7 @@ def _schema_problems(frame: pd.DataFrame) -> list[str]:
     return problems
 
 
-def check_rows(frame: pd.DataFrame, min_rows: int) -> DataReport:
+def data_report(frame: pd.DataFrame, min_rows: int) -> DataReport:
     """Run every check on the loaded rows and return the report (never raises)."""
     training = frame[frame[SPLIT_COLUMN] == TRAINING] if SPLIT_COLUMN in frame else frame
     evaluation = frame[frame[SPLIT_COLUMN] == EVALUATION] if SPLIT_COLUMN in frame else frame.iloc[:0]

@@ -61,7 +61,7 @@ def last_training(connection: sa.Connection) -> sa.Row | None:
     return connection.execute(query).first()
 
 
-def decide(
+def should_train(
     engine: sa.Engine, min_new_rows: int | None, force: bool, run_id: str | None = None, trigger: str | None = None
 ) -> GateDecision:
     """Decide whether to train now and record the decision in ``training_log``.

@@ -236,7 +236,7 @@ def load_candidate(path: str | Path):
 def gate_step(
     settings: Settings, force: bool = False, run_id: str | None = None, trigger: str | None = None
 ) -> GateDecision:
-    return gate.decide(_engine(settings), settings.retrain_min_new_rows, force, run_id, trigger)
+    return gate.should_train(_engine(settings), settings.retrain_min_new_rows, force, run_id, trigger)
 
 
 def load_step(settings: Settings, decision: GateDecision) -> Loaded:
@@ -259,7 +259,7 @@ def load_step(settings: Settings, decision: GateDecision) -> Loaded:
 
 def check_step(settings: Settings, loaded: Loaded) -> Checked:
     with recorded_failure(settings, loaded.log_id):
-        report = checks.check_rows(data.read_split(loaded.path), settings.training_min_rows)
+        report = checks.data_report(data.read_split(loaded.path), settings.training_min_rows)
         report_path = loaded.folder / DATA_REPORT_FILE
         report_path.write_text(report.to_json())
         log.info("data checks: %s", "passed" if report.passed else "FAILED")

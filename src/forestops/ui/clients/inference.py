@@ -13,7 +13,7 @@ MAX_ROWS_PER_REQUEST = 10_000  # the API's contract
 
 
 @dataclass(frozen=True)
-class Prediction:
+class RowPrediction:
     cover_type: int
     cover_type_name: str
     probabilities: dict[str, float]
@@ -24,7 +24,7 @@ class PredictionReply:
     model_name: str
     model_version: str
     model_alias: str | None
-    predictions: list[Prediction]
+    predictions: list[RowPrediction]
 
     @property
     def model_label(self) -> str:
@@ -104,7 +104,7 @@ class InferenceClient:
         try:
             model = body["model"]
             predictions = [
-                Prediction(int(p["cover_type"]), str(p["cover_type_name"]), dict(p.get("probabilities") or {}))
+                RowPrediction(int(p["cover_type"]), str(p["cover_type_name"]), dict(p.get("probabilities") or {}))
                 for p in body["predictions"]
             ]
             return PredictionReply(str(model["name"]), str(model["version"]), model.get("alias"), predictions)
