@@ -106,3 +106,33 @@ def test_the_banner_promises_the_fetches_a_two_core_machine_manages(tmp_path):
     # 45 s batches asked every 5 s, but one ingest run takes ~11 s: about 4 land (3 to 6 measured), not 9.
     assert "about 4 per batch land" in line, line and "10 batches x 45s" in line
     assert "~69% of each batch" in line
+
+
+LEADER = """
+import signal, subprocess, sys
+task = subprocess.Popen([sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(300)"],
+    stdout=subprocess.PIPE, text=True)
+task.stdout.readline()
+def finish(*_):  # like Airflow's scheduler: wait for the running task, then leave cleanly
+    task.wait()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, finish)
+print("leader ready", flush=True)
+signal.pause()
+"""
+
+
+def test_down_kills_only_a_task_that_ignores_sigterm_and_names_it(tmp_path):
+    """A task stuck in a fit must not make the scheduler need SIGKILL: the task is killed, by name."""
+    log = tmp_path / "scheduler.log"
+    record = supervise.start_detached(
+        "airflow-scheduler", [sys.executable, "-c", LEADER], log, os.environ, cwd=tmp_path
+    )
+    deadline = time.monotonic() + 60
+    while "leader ready" not in log.read_text().splitlines() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(record.family()) == 2
+    forced = supervise.stop_together([record], grace=2, timeout=20)
+    assert not record.family()
+    assert len(forced) == 1 and "signal.SIG_IGN" in forced[0] and "airflow-scheduler" not in forced[0]

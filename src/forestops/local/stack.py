@@ -277,7 +277,11 @@ def down(settings: Settings, timeout: float = 30.0) -> tuple[list[str], list[str
     state = supervise.StackState.load(Paths.of(settings).state)
     records = list(reversed(list(state.services.values())))
     stopped = [record.name for record in records if record.family()]
-    forced = supervise.stop(records, timeout=timeout)
+    # Two waves, each stopped at once: everything that talks to the Airflow API server (the scheduler's
+    # running tasks report there) goes before it, the servers the others use go last.
+    last = {"airflow-api-server", "mlflow", "datasource"}
+    forced = supervise.stop_together([r for r in records if r.name not in last], timeout=timeout)
+    forced += supervise.stop_together([r for r in records if r.name in last], timeout=timeout)
     leftovers = [record.name for record in records if record.family()]
     if leftovers:
         raise StackError(f"could not stop {', '.join(leftovers)}; pids are in {state.path}")

@@ -232,6 +232,53 @@ def stop_one(record: ServiceRecord, timeout: float) -> bool:
     return not still_alive
 
 
+def _describe(process: psutil.Process) -> str:
+    with contextlib.suppress(psutil.Error):
+        words = " ".join(process.cmdline()[:6])
+        return f"pid {process.pid} ({words[:100]})"
+    return f"pid {process.pid}"
+
+
+def stop_together(records: Sequence[ServiceRecord], grace: float = 10.0, timeout: float = 20.0) -> list[str]:
+    """Stop several services at once; returns what needed SIGKILL, each named.
+
+    All leaders and their groups get SIGTERM together (so their waits
+    overlap instead of adding up).  After ``grace`` seconds, descendants that
+    still run (an Airflow task deep in a model fit does not reach Python's
+    signal handler before the fit returns) are killed, so their leader (the
+    scheduler, waiting for its tasks) can finish its own clean shutdown; the
+    leaders themselves get until ``timeout``.
+    """
+    families = {record.name: record.family() for record in records}
+    for record in records:
+        if not families[record.name]:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(record.pid, signal.SIGTERM)
+        for process in families[record.name]:
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                if os.getpgid(process.pid) != record.pid:
+                    process.terminate()
+    everyone = [process for family in families.values() for process in family]
+    _, alive = psutil.wait_procs(everyone, timeout=grace)
+    forced: list[str] = []
+    leaders = {record.pid for record in records}
+    stragglers = [process for process in alive if process.pid not in leaders]
+    for process in stragglers:
+        forced.append(_describe(process))
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    _, alive = psutil.wait_procs(alive, timeout=max(timeout - grace, 1.0))
+    for record in records:
+        rest = [p for p in record.family() if p.pid not in {q.pid for q in stragglers}]
+        for process in rest:
+            forced.append(f"{record.name} {_describe(process)}")
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(rest, timeout=5)
+    return forced
+
+
 START_MARK = "=== "  # start_detached opens each attempt's part of a log with "=== <time> starting: ..."
 
 
