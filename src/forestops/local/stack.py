@@ -171,12 +171,32 @@ def wait_healthy(spec: services.ServiceSpec, record: supervise.ServiceRecord, de
         time.sleep(1)
 
 
+def _unpause(client, setup: airflow.AirflowSetup, dag_id: str, timeout: float) -> None:
+    """Unpause one DAG; an API server slow to answer (a busy machine) is asked again until ``timeout``."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.set_paused(dag_id, False)
+            return
+        except httpx.TransportError as error:
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"the Airflow API server at {setup.url} did not answer while unpausing {dag_id} "
+                    f"({type(error).__name__}) within {timeout:.0f}s; the machine may be overloaded: "
+                    "retry `make demo`, or raise FORESTOPS_STACK_HEALTH_TIMEOUT"
+                ) from None
+            log.info("Airflow API server slow to answer (%s); asking again", type(error).__name__)
+            time.sleep(2)
+
+
 def unpause_dags(setup: airflow.AirflowSetup, timeout: float) -> None:
     """Unpause the DAGs once the DAG processor has registered them."""
     client = airflow.LauncherAirflowApi(setup.url, airflow.ADMIN_USER, setup.password)
     found, missing = client.wait_for_dags(airflow.DAG_IDS, timeout)
     for dag_id in found:
-        client.set_paused(dag_id, False)
+        _unpause(client, setup, dag_id, timeout)
     if missing:
         errors = "; ".join(f"{e.get('filename')}: {str(e.get('stack_trace'))[-300:]}" for e in client.import_errors())
         raise StackError(
