@@ -45,6 +45,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import psutil
 from tests.support import data
 from tests.support.processes import VENV_BIN, ServiceProcess, forestops_argv, free_port
 
@@ -93,11 +94,16 @@ class RoundResult:
     p50_ms: float
     p99_ms: float
     load: float  # 1-minute load average at the end of the round
+    cpu_seconds: float = 0.0  # CPU time the server (with its children) used in the round, drain included
     rows_per_request: int = 1
 
     @property
     def requests_per_second(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.cpu_seconds / self.requests if self.requests else float("nan")
 
     @property
     def rows_per_second(self) -> float:
@@ -135,6 +141,12 @@ class Totals:
     def load(self) -> float:
         return self._mean(lambda r: r.load)
 
+    @property
+    def cpu_ms_per_request(self) -> float:
+        """Server CPU per answered request: what a busy shared machine changes least."""
+        requests = sum(r.requests for r in self.rounds)
+        return 1000 * sum(r.cpu_seconds for r in self.rounds) / requests if requests else float("nan")
+
 
 # -- request bodies: the same rows for both servers, each in its own format ---------------
 
@@ -164,8 +176,22 @@ def drain(url: str, bodies_file: Path) -> None:
     httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=600).raise_for_status()
 
 
-def run_wrk(url: str, bodies_file: Path, script: Path, connections: int, seconds: float, rows: int) -> RoundResult:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its descendants (MLflow's scoring server runs uvicorn as a child)."""
+    total = 0.0
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def run_wrk(
+    url: str, bodies_file: Path, script: Path, connections: int, seconds: float, rows: int, pid: int
+) -> RoundResult:
     """One bounded wrk run on loopback; its Lua ``done`` prints the summary parsed here."""
+    cpu_before = cpu_seconds(pid)
     argv = [
         require_wrk(), "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "30s",
         "-s", str(script), url, "--", str(bodies_file),
@@ -176,6 +202,7 @@ def run_wrk(url: str, bodies_file: Path, script: Path, connections: int, seconds
         raise RuntimeError(f"wrk failed ({finished.returncode}): {finished.stdout[-800:]} {finished.stderr[-800:]}")
     summary = json.loads(line.removeprefix("WRK_RESULT "))
     drain(url, bodies_file)
+    cpu_used = cpu_seconds(pid) - cpu_before
     errors = sum(summary[k] for k in ("connect", "read", "write", "status", "timeout"))
     return RoundResult(
         requests=summary["requests"] - summary["status"],  # wrk counts non-2xx answers as requests too
@@ -185,6 +212,7 @@ def run_wrk(url: str, bodies_file: Path, script: Path, connections: int, seconds
         p99_ms=summary["p99_us"] / 1000,
         load=os.getloadavg()[0],
         rows_per_request=rows,
+        cpu_seconds=cpu_used,
     )
 
 
@@ -192,11 +220,12 @@ def run_wrk(url: str, bodies_file: Path, script: Path, connections: int, seconds
 
 
 @contextlib.contextmanager
-def process(name: str, argv: list[str], folder: Path, ready_url: str, env: dict[str, str]) -> Iterator[None]:
+def process(name: str, argv: list[str], folder: Path, ready_url: str, env: dict[str, str]) -> Iterator[int]:
     service = ServiceProcess(name, argv, folder / f"{name}.log", env, cwd=folder).start()
     try:
         service.wait_http(ready_url, timeout=240)
-        yield
+        assert service.process is not None
+        yield service.process.pid
     finally:
         service.stop()
 
@@ -237,17 +266,18 @@ class Target:
     url: str
     single: Path
     batch: Path
+    pid: int = 0
 
 
 def measure(targets: list[Target], script: Path) -> dict[str, dict[str, Totals]]:
     results: dict[str, dict[str, Totals]] = {t.name: {"single": Totals(), "batch": Totals()} for t in targets}
     for target in targets:  # warm up both (first calls load lazily, allocate, ...)
-        run_wrk(target.url, target.single, script, 2, 2, 1)
-        run_wrk(target.url, target.batch, script, 1, 3, BATCH_ROWS)
+        run_wrk(target.url, target.single, script, 2, 2, 1, target.pid)
+        run_wrk(target.url, target.batch, script, 1, 3, BATCH_ROWS, target.pid)
     for round_number in range(ROUNDS):
         order = targets if round_number % 2 == 0 else list(reversed(targets))
         for target in order:
-            outcome = run_wrk(target.url, target.single, script, SINGLE_CONNECTIONS, ROUND_SECONDS, 1)
+            outcome = run_wrk(target.url, target.single, script, SINGLE_CONNECTIONS, ROUND_SECONDS, 1, target.pid)
             results[target.name]["single"].rounds.append(outcome)
             print(
                 f"  round {round_number + 1} single-row {target.name:9} {outcome.requests_per_second:8.1f} req/s "
@@ -256,7 +286,9 @@ def measure(targets: list[Target], script: Path) -> dict[str, dict[str, Totals]]
                 flush=True,
             )
         for target in order:
-            outcome = run_wrk(target.url, target.batch, script, BATCH_CONNECTIONS, BATCH_ROUND_SECONDS, BATCH_ROWS)
+            outcome = run_wrk(
+                target.url, target.batch, script, BATCH_CONNECTIONS, BATCH_ROUND_SECONDS, BATCH_ROWS, target.pid
+            )
             results[target.name]["batch"].rounds.append(outcome)
             print(
                 f"  round {round_number + 1} 1,000-row  {target.name:9} {outcome.rows_per_second:8.0f} rows/s "
@@ -309,7 +341,7 @@ def measure_under_training(target: Target, script: Path, folder: Path) -> dict[s
     results = {"idle": Totals(), "training": Totals(), "training niced": Totals()}
 
     def one(label: str) -> None:
-        outcome = run_wrk(target.url, target.single, script, SINGLE_CONNECTIONS, ROUND_SECONDS, 1)
+        outcome = run_wrk(target.url, target.single, script, SINGLE_CONNECTIONS, ROUND_SECONDS, 1, target.pid)
         results[label].rounds.append(outcome)
         print(
             f"  {label:15} {target.name:9} {outcome.requests_per_second:8.1f} req/s p99 {outcome.p99_ms:6.1f} ms  "
@@ -374,8 +406,10 @@ def main() -> None:
             ]
             with (
                 process("mlflow-models-serve", scoring_argv, folder, f"{scoring_url}/ping",
-                        {"MLFLOW_TRACKING_URI": tracking_uri, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}),
-                process("forestops-inference", forestops_argv("inference"), folder, f"{ours_url}/ready", ours_env),
+                        {"MLFLOW_TRACKING_URI": tracking_uri, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"})
+                as targets[0].pid,
+                process("forestops-inference", forestops_argv("inference"), folder, f"{ours_url}/ready", ours_env)
+                as targets[1].pid,
             ):  # fmt: skip
                 served = httpx.get(f"{ours_url}/model", timeout=30).json()
                 print(
@@ -397,7 +431,7 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 def report(results: dict[str, dict[str, Totals]], contention: dict[str, Totals]) -> None:
     anchor, subject = results["mlflow"], results["forestops"]
-    print(f"\n{'':22}{'mlflow serve':>14}{'forestops':>12}{'ratio':>9}   load avg (mlflow / forestops)")
+    print(f"\n{'':28}{'mlflow serve':>14}{'forestops':>12}{'ratio':>9}   load avg (mlflow / forestops)")
     rows = [
         (
             "single-row req/s",
@@ -411,11 +445,32 @@ def report(results: dict[str, dict[str, Totals]], contention: dict[str, Totals])
         ("1,000-row rows/s", anchor["batch"].rows_per_second, subject["batch"].rows_per_second, True, "batch"),
         ("1,000-row p50 ms", anchor["batch"].p50_ms, subject["batch"].p50_ms, False, "batch"),
     ]
+    rows.append(
+        (
+            "single-row CPU ms/request",
+            anchor["single"].cpu_ms_per_request,
+            subject["single"].cpu_ms_per_request,
+            False,
+            "single",
+        )
+    )
+    rows.append(
+        (
+            "1,000-row CPU ms/request",
+            anchor["batch"].cpu_ms_per_request,
+            subject["batch"].cpu_ms_per_request,
+            False,
+            "batch",
+        )
+    )
     for label, a, s, higher_is_better, kind in rows:
         ratio = _ratio(s, a) if higher_is_better else _ratio(a, s)
         loads = f"{anchor[kind].load:.1f} / {subject[kind].load:.1f}"
-        print(f"{label:22}{a:14.1f}{s:12.1f}{ratio:8.2f}x   {loads}")
-    print("(ratio: forestops over mlflow for throughput, mlflow over forestops for latency; >1 is better)")
+        print(f"{label:28}{a:14.1f}{s:12.1f}{ratio:8.2f}x   {loads}")
+    print(
+        "(ratio: forestops over mlflow for throughput, mlflow over forestops for latency and server CPU per request; "
+        ">1 is better. CPU per request is what another job on the machine changes least.)"
+    )
     idle = contention["idle"].requests_per_second
     print(f"\n{'forestops single-row':22}{'req/s':>10}{'of idle':>9}{'p99 ms':>9}   load avg")
     for label, totals in contention.items():
