@@ -313,7 +313,7 @@ def stack_up(
     demo: bool = typer.Option(False, help="Short demo windows for settings the environment does not set."),
 ) -> None:
     """Start the whole stack in the background, wait until it is healthy, print the URLs."""
-    from forestops.local.cli import run_up
+    from forestops.local.commands import run_up
 
     raise typer.Exit(run_up(demo))
 
@@ -321,7 +321,7 @@ def stack_up(
 @stack_app.command("down")
 def stack_down() -> None:
     """Stop exactly the processes `stack up` started (by recorded pid and process group)."""
-    from forestops.local.cli import run_down
+    from forestops.local.commands import run_down
 
     raise typer.Exit(run_down())
 
@@ -331,7 +331,7 @@ def stack_reset(
     yes: bool = typer.Option(False, "--yes", help="Do not ask (for scripts)."),
 ) -> None:
     """Remove the local stack's state (rows, registry, Airflow runs, data API progress) for a fresh start."""
-    from forestops.local.cli import run_reset
+    from forestops.local.commands import run_reset
 
     raise typer.Exit(run_reset(yes))
 
@@ -339,7 +339,7 @@ def stack_reset(
 @stack_app.command("status")
 def stack_status() -> None:
     """Show each service of the local stack: pid, state, URL, log."""
-    from forestops.local.cli import run_status
+    from forestops.local.commands import run_status
 
     raise typer.Exit(run_status())
 

@@ -98,7 +98,7 @@ def test_commands_by_hand_adopt_the_running_stacks_settings_and_say_so(sleeper, 
 
 def test_the_banner_promises_the_fetches_a_two_core_machine_manages(tmp_path):
     from forestops.local import demo
-    from forestops.local.cli import collection_line
+    from forestops.local.commands import collection_line
     from forestops.settings import load_settings
 
     values = {k.removeprefix("FORESTOPS_").lower(): v for k, v in demo.DEMO_DEFAULTS.items()}
