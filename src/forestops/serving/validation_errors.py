@@ -47,7 +47,8 @@ def _field_and_allowed(loc: Sequence[Any], kind: str) -> tuple[str | None, str]:
         return field, _FIELDS_TEXT if len(names) > 1 else "only the field 'instances'"
     allowed = allowed_domain(field) if field else None
     if allowed is None:
-        allowed = f'a JSON object {{"instances": [...]}}, {_short(allowed_domain("instances"))}'
+        # One object holding the list; "an object, a list of ..." read as if a bare list were allowed too.
+        allowed = f'a JSON object {{"instances": [...]}} whose "instances" is {_short(allowed_domain("instances"))}'
     return field, allowed
 
 
@@ -72,7 +73,9 @@ def describe(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         value = _short(raw_value)
         path = _path(loc)
         reason = _reason(error)
-        if kind == "missing":
+        if kind == "extra_forbidden" and field == schema.LABEL:
+            message = f"{path}: the label is what /predict answers, not an input: drop {field} from each instance"
+        elif kind == "missing":
             message = f"{path} is missing; expected {allowed}"
         elif isinstance(problem, schema.ValueProblem):  # its text already says what is wrong
             message = f"{path}: {value!r} is not valid; expected {allowed}"
