@@ -54,7 +54,8 @@ def test_counters_summed_over_three_workers_equal_the_requests_sent(mlflow_serve
     rows = feature_records(sample_rows(60))
     env = {"FORESTOPS_INFERENCE_WORKERS": "3", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     with inference_service(mlflow_server.url, name, tmp_path, **env) as service:
-        service.wait_for(lambda: service.served_version() == version, "a worker loading the champion")
+        # Three workers load the model at once: give a loaded machine time.
+        service.wait_for(lambda: service.served_version() == version, "a worker loading the champion", timeout=300)
         statuses: dict[int, int] = {}
         predicted_rows = 0
         for i in range(REQUESTS):
