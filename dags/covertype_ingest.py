@@ -6,8 +6,9 @@ from FORESTOPS_DATASOURCE_URL / FORESTOPS_DATABASE_URL (or FORESTOPS_MYSQL_URL),
 or from the Airflow connections ``forestops_datasource`` and
 ``forestops_raw_db`` when they exist (for example AIRFLOW_CONN_* variables).  The raw-data
 Asset is emitted by ``announce_new_rows``, which runs only when the fetch
-stored new rows (``has_new_rows`` short-circuits it otherwise), so the
-training DAG is not woken by duplicates, failures or the end of collection.
+stored new rows or first found the collection complete (``should_announce``
+short-circuits it otherwise), so the training DAG is not woken by duplicates
+or failures, and is woken once for its final training when the cycle ends.
 """
 
 from __future__ import annotations
@@ -60,10 +61,10 @@ def covertype_ingest():
         return tasks.collect(run_id, overrides)
 
     @task.short_circuit
-    def has_new_rows(outcome: dict) -> bool:
+    def should_announce(outcome: dict) -> bool:
         from forestops.ingest import tasks
 
-        return tasks.has_new_rows(outcome)
+        return tasks.should_announce(outcome)
 
     @task(outlets=[RAW_DATA], retries=0)
     def announce_new_rows(outcome: dict, *, outlet_events=None) -> None:
@@ -72,7 +73,7 @@ def covertype_ingest():
         outlet_events[RAW_DATA].extra = tasks.asset_extra(outcome)
 
     outcome = collect()
-    has_new_rows(outcome) >> announce_new_rows(outcome)
+    should_announce(outcome) >> announce_new_rows(outcome)
 
 
 covertype_ingest()

@@ -43,15 +43,20 @@ def test_full_cycle_through_dag_test_then_restart(airflow_home, data_api, fresh_
     batches = [o["batch_number"] for o in outcomes[:-1]]
     assert batches == sorted(batches) and set(batches) == set(range(1, 11))
     assert len({r.result.run_id for r in runs}) == len(runs)
-    # The Asset event is emitted exactly by the runs that stored new rows; otherwise its task is skipped.
+    # The Asset event is emitted exactly by the runs that stored new rows, and once by the run that
+    # first found the collection complete (the final training's cue); otherwise its task is skipped.
+    completing = cycle[-1]
+    assert completing.outcome["collection_completed"] is True
     for run in runs:
-        if run.outcome["rows_new"] > 0:
+        if run.outcome["rows_new"] > 0 or run is completing:
             assert run.result.tasks["announce_new_rows"] == "success"
             [extra] = run.asset_events
             assert extra["rows_new"] == run.outcome["rows_new"] and extra["fetch_id"] == run.outcome["fetch_id"]
+            assert extra["collection_completed"] is (run is completing)
         else:
+            assert not run.outcome["collection_completed"]
             assert run.result.tasks["announce_new_rows"] == "skipped" and run.asset_events == []
-    assert sum(bool(run.asset_events) for run in runs) >= 10
+    assert sum(bool(run.asset_events) for run in runs) >= 11
 
     store = Store(app_database.url)
     try:

@@ -41,6 +41,8 @@ class IngestOutcome:
     detail: str | None = None
     restarted: bool = False
     replayed: bool = False
+    # True only for the fetch that first found the collection complete (training's cue for a final run).
+    collection_completed: bool = False
 
     def as_dict(self) -> dict:
         return {**asdict(self), "status": self.status.value}  # plain values for XCom and JSON
@@ -139,9 +141,17 @@ def _fetch_and_store(settings: Settings, engine: Engine, run_id: str | None) -> 
                 else:
                     restarted = True
                     detail += f"; collection restarted (FORESTOPS_RESTART_WHEN_DONE): {answer}"
+            completed_now = store.newest_status(engine, group) != FetchStatus.COMPLETE
             # One row per stretch of completeness, confirmed by later runs (not one row per run).
             fetch_id = store.record_complete(engine, detail=detail, started_at=started_at, merge=not restarted, **where)
-            outcome = IngestOutcome(FetchStatus.COMPLETE, group, fetch_id=fetch_id, detail=detail, restarted=restarted)
+            outcome = IngestOutcome(
+                FetchStatus.COMPLETE,
+                group,
+                fetch_id=fetch_id,
+                detail=detail,
+                restarted=restarted,
+                collection_completed=completed_now,
+            )
             log.info("%s", outcome.summary())
             return outcome
 

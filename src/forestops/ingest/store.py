@@ -229,6 +229,18 @@ def finished_fetch_of_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+def newest_status(engine: Engine, group_number: int) -> FetchStatus | None:
+    """The status of the group's newest fetch, if it has one."""
+    with engine.connect() as connection:
+        status = connection.execute(
+            select(fetch_log.c.status)
+            .where(fetch_log.c.group_number == group_number)
+            .order_by(fetch_log.c.id.desc())
+            .limit(1)
+        ).scalar()
+    return FetchStatus(status) if status is not None else None
+
+
 def record_complete(
     engine: Engine,
     *,

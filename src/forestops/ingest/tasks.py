@@ -30,12 +30,18 @@ def collect(run_id: str | None, overrides: dict | None = None) -> dict:
     return outcome.as_dict()
 
 
-def has_new_rows(outcome: dict) -> bool:
-    """Whether downstream (the Asset event, hence training) should happen."""
-    return outcome["status"] == FetchStatus.STORED and outcome["rows_new"] > 0
+def should_announce(outcome: dict) -> bool:
+    """Whether downstream (the Asset event, hence training and monitoring) should happen.
+
+    A fetch announces when it stored new rows, and once more when it first
+    found the collection complete: that event wakes the final training on
+    every collected row (see ``forestops.training.gate``).
+    """
+    stored_new = outcome["status"] == FetchStatus.STORED and outcome["rows_new"] > 0
+    return stored_new or bool(outcome.get("collection_completed"))
 
 
 def asset_extra(outcome: dict) -> dict:
     """What the Asset event carries, so the training DAG can see what arrived."""
-    keys = ("group_number", "batch_number", "rows_new", "fetch_id")
-    return {key: outcome[key] for key in keys}
+    keys = ("group_number", "batch_number", "rows_new", "fetch_id", "collection_completed")
+    return {key: outcome.get(key) for key in keys}

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from forestops.names import TrainingStatus
+from forestops.names import FetchStatus, TrainingStatus
 from forestops.storage import tables
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,33 @@ def last_training(connection: sa.Connection) -> sa.Row | None:
     return connection.execute(query).first()
 
 
+def collection_complete(connection: sa.Connection, group_number: int) -> bool:
+    """Whether the group's newest fetch says that every batch has been collected."""
+    fetch_log = tables.fetch_log
+    newest = connection.execute(
+        sa.select(fetch_log.c.status)
+        .where(fetch_log.c.group_number == group_number)
+        .order_by(fetch_log.c.id.desc())
+        .limit(1)
+    ).scalar()
+    return newest == FetchStatus.COMPLETE
+
+
 def should_train(
-    engine: sa.Engine, min_new_rows: int | None, force: bool, run_id: str | None = None, trigger: str | None = None
+    engine: sa.Engine,
+    min_new_rows: int | None,
+    force: bool,
+    run_id: str | None = None,
+    trigger: str | None = None,
+    group_number: int | None = None,
 ) -> GateDecision:
     """Decide whether to train now and record the decision in ``training_log``.
 
     ``trigger`` (e.g. the monitoring alert that asked for this run) leads the recorded reason.
+    Once ``group_number``'s collection is complete, any new row earns a final
+    training on every collected row, below the usual threshold: otherwise the
+    cycle's best model would depend on when the last periodic training
+    happened to run (the ingest DAG announces the completion once).
     """
     trigger = trigger[:2000] if trigger else None
     raw = tables.raw_rows
@@ -85,6 +106,10 @@ def should_train(
             )
             reason = f"{new_rows} new rows since training #{previous.id} (threshold {threshold})"
         train = force or new_rows >= threshold
+        final = not train and previous is not None and new_rows > 0 and group_number is not None
+        if final and collection_complete(connection, group_number):
+            train = True
+            reason = f"final training: the collection is complete; {reason}"
         if force:
             reason = f"forced; {reason}"
         elif not train and previous is None:
