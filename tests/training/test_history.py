@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from forestops.storage.db import ensure_schema, make_engine
-from forestops.training import candidates, data, history, promotion, registry, tracking
+from forestops.training import candidates, data, history, pin, promotion, registry, tracking
 from tests.support.processes import forestops_argv
 from tests.training.conftest import env_of
 
@@ -72,6 +72,10 @@ def test_every_kind_of_alias_move_is_recorded_and_rollback_toggles(registered):
     assert client.get_model_version_by_alias(name, "champion").version == v2
     promotion.rollback(engine, client, name, decided_by="ui:bob")  # a second rollback undoes the first
     assert client.get_model_version_by_alias(name, "champion").version == v3
+    pin.pin(engine, client, name, "cli:dave", "release freeze")  # recorded, and no alias move for rollback
+    pin.unpin(engine, client, name, by="cli:dave")
+    promotion.rollback(engine, client, name, decided_by="ui:bob")
+    assert client.get_model_version_by_alias(name, "champion").version == v2
 
     rows = _rows(engine, name)
     assert _moves(rows) == [
@@ -82,8 +86,12 @@ def test_every_kind_of_alias_move_is_recorded_and_rollback_toggles(registered):
         ("champion", "manual_promote", v2, v3),
         ("champion", "rollback", v3, v2),
         ("champion", "rollback", v2, v3),
+        ("champion", "pin", v3, v3),
+        ("champion", "unpin", v3, v3),
+        ("champion", "rollback", v3, v2),
     ]
-    assert [r["actor"] for r in rows] == ["run-1"] * 4 + ["cli:alice", "ui:bob", "ui:bob"]
+    assert [r["actor"] for r in rows] == ["run-1"] * 4 + ["cli:alice"] + ["ui:bob"] * 2 + ["cli:dave"] * 2 + ["ui:bob"]
+    assert rows[7]["reason"] == "release freeze"
     assert rows[1]["candidate_score"] == pytest.approx(0.80) and rows[1]["champion_score"] == pytest.approx(0.70)
     assert rows[3]["policy"] == "shadow" and "shadowed" in rows[3]["reason"]
     assert rows[0]["champion_score"] is None and "no champion" in rows[0]["reason"]
@@ -99,7 +107,7 @@ def test_every_kind_of_alias_move_is_recorded_and_rollback_toggles(registered):
     printed = json.loads(done.stdout)
     assert [(r["action"], r["to_version"]) for r in printed] == [(r["action"], r["to_version"]) for r in rows[::-1]]
     text = subprocess.run(forestops_argv("history"), env=env, capture_output=True, text=True, timeout=120)
-    assert text.returncode == 0 and f"v{v2} -> v{v3}" in text.stdout and "cli:alice" in text.stdout
+    assert text.returncode == 0 and f"v{v3} -> v{v2}" in text.stdout and "cli:alice" in text.stdout
 
 
 def test_a_failed_alias_move_leaves_no_history_row(registered):

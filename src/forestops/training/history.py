@@ -29,6 +29,10 @@ ACTION_SHADOW_PROMOTED = "shadow_promoted"  # the shadowed challenger met the th
 ACTION_SHADOW_REJECTED = "shadow_rejected"  # it did not: the challenger alias is removed
 ACTION_MANUAL = "manual_promote"
 ACTION_ROLLBACK = "rollback"
+# The pin (forestops.training.pin) moves no alias but changes who may move it: recorded with the
+# champion it holds as both versions, and never mistaken for a move by rollback.
+ACTION_PIN = "pin"
+ACTION_UNPIN = "unpin"
 ACTIONS = (
     ACTION_PROMOTED,
     ACTION_CHALLENGER,
@@ -37,6 +41,8 @@ ACTIONS = (
     ACTION_SHADOW_REJECTED,
     ACTION_MANUAL,
     ACTION_ROLLBACK,
+    ACTION_PIN,
+    ACTION_UNPIN,
 )
 
 
@@ -106,6 +112,7 @@ def champion_before(connection: sa.Connection, model_name: str, champion: str) -
             alias_history.c.model_name == model_name,
             alias_history.c.alias == "champion",
             alias_history.c.to_version == champion,
+            alias_history.c.action.notin_((ACTION_PIN, ACTION_UNPIN)),
         )
         .order_by(alias_history.c.id.desc())
         .limit(1)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from forestops.errors import ForestopsError
 from forestops.names import TAG_PROMOTION_PIN
+from forestops.training import history
 
 
 class PinError(ForestopsError):
@@ -69,7 +70,7 @@ def pin(engine, client, model_name: str, by: str, reason: str = "") -> Pin:
     """Pause automatic promotion, holding the current champion."""
     from forestops.training import promotion
 
-    with promotion.promotion_lock(engine, model_name):
+    with promotion.promotion_lock(engine, model_name) as connection:
         champion = promotion.current_champion(client, model_name)
         if champion is None:
             raise PinError(f"model {model_name!r} has no champion to hold; promote a version first")
@@ -77,17 +78,28 @@ def pin(engine, client, model_name: str, by: str, reason: str = "") -> Pin:
         if existing is not None:
             raise PinError(f"{model_name!r} is already pinned: {existing.describe()}; `forestops unpin` lifts it")
         held = Pin(champion, by, datetime.now(UTC).isoformat(timespec="seconds"), reason)
+        history.record(
+            connection,
+            model_name,
+            history.AliasChange(
+                "champion", history.ACTION_PIN, champion, champion, by, reason=reason or "automatic promotion paused"
+            ),
+        )
         client.set_registered_model_tag(model_name, TAG_PROMOTION_PIN, json.dumps(asdict(held)))
     return held
 
 
-def unpin(engine, client, model_name: str) -> Pin:
+def unpin(engine, client, model_name: str, by: str = "unknown") -> Pin:
     """Resume automatic promotion; returns the pin that was lifted."""
     from forestops.training import promotion
 
-    with promotion.promotion_lock(engine, model_name):
+    with promotion.promotion_lock(engine, model_name) as connection:
         existing = read_pin(client, model_name)
         if existing is None:
             raise PinError(f"{model_name!r} is not pinned: automatic promotion is already on")
+        champion = promotion.current_champion(client, model_name)
+        reason = f"automatic promotion resumed ({existing.describe()})"
+        change = history.AliasChange("champion", history.ACTION_UNPIN, champion, champion, by, reason=reason)
+        history.record(connection, model_name, change)
         client.delete_registered_model_tag(model_name, TAG_PROMOTION_PIN)
     return existing

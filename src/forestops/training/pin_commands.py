@@ -45,7 +45,7 @@ def run_unpin(settings: Settings) -> int:
 
     engine, client = _connect(settings)
     try:
-        lifted = pin.unpin(engine, client, settings.model_name)
+        lifted = pin.unpin(engine, client, settings.model_name, by=_actor())
     finally:
         engine.dispose()
     print(
