@@ -28,8 +28,8 @@ from pathlib import Path
 import httpx
 import orjson
 import psutil
-from tests.support.data import sample_rows
-from tests.support.processes import ServiceProcess, forestops_argv, free_port
+from testkit.data import sample_rows
+from testkit.processes import ServiceProcess, forestops_argv, free_port
 
 from forestops import schema
 

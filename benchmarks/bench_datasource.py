@@ -29,8 +29,8 @@ from pathlib import Path
 
 import httpx
 import psutil
-from tests.support.data import SHARED_DATA, generate_rows, write_csv
-from tests.support.processes import forestops_argv, free_port, running
+from testkit.data import SHARED_DATA, generate_rows, write_csv
+from testkit.processes import forestops_argv, free_port, running
 
 from forestops.datasource.app import render_portion
 from forestops.datasource.batches import BatchSchedule

@@ -23,7 +23,7 @@ import uuid
 
 import orjson
 import sqlalchemy as sa
-from tests.support import data
+from testkit import data
 
 from forestops import schema
 from forestops.ingest.client import parse_portion

@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.support.processes import VENV_BIN, forestops_argv, free_port
+from testkit.processes import VENV_BIN, forestops_argv, free_port
 
 from benchmarks.bench_serving import MODEL_NAME, process, request_rows, train_and_register
 

@@ -46,8 +46,8 @@ from pathlib import Path
 import httpx
 import orjson
 import psutil
-from tests.support import data
-from tests.support.processes import VENV_BIN, ServiceProcess, forestops_argv, free_port
+from testkit import data
+from testkit.processes import VENV_BIN, ServiceProcess, forestops_argv, free_port
 
 from forestops import schema
 
@@ -302,7 +302,7 @@ def measure(targets: list[Target], script: Path) -> dict[str, dict[str, Totals]]
 TRAINING_LOAD = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from tests.support import data
+from testkit import data
 from forestops import schema
 from forestops.training.candidates import build_pipeline, fit_pipeline
 rows = [schema.normalise_raw_row(r) for r in data.sample_rows(20_000)]

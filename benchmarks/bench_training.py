@@ -69,7 +69,7 @@ class PeakRss:
 
 
 def _raw_rows() -> tuple[list[list[str]], str]:
-    from tests.support import data
+    from testkit import data
 
     if data.real_data_available():
         import pandas as pd
@@ -108,7 +108,7 @@ def _store(url: str, rows: list[dict]) -> None:
 
 def main() -> None:
     import mlflow
-    from tests.support import servers
+    from testkit import servers
 
     from forestops.datasource.dataset import split_holdout
     from forestops.training import candidates, data, evaluation, steps

@@ -70,7 +70,7 @@ def moto_s3(log_dir: Path, bucket: str = "mlflow") -> Iterator[S3Endpoint]:
         yield endpoint
 
 
-AUTH_INI = Path(__file__).resolve().parents[2] / "docker" / "mlflow" / "basic_auth.ini"
+AUTH_INI = Path(__file__).resolve().parents[1] / "docker" / "mlflow" / "basic_auth.ini"
 
 
 @dataclass(frozen=True)

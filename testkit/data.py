@@ -15,7 +15,7 @@ import numpy as np
 
 from forestops import schema
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "covertype.csv.gz"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "covertype.csv.gz"
 
 
 def real_data_available() -> bool:
