@@ -10,7 +10,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit lint lock bench demo reset down status up down-docker check preflight ps-docker logs browser wrk promtool .env
+.PHONY: help install test test-unit lint typecheck lock bench demo reset down status up down-docker check preflight ps-docker logs browser wrk promtool .env
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,9 +54,13 @@ browser: ## Debian's Chromium for the UI's browser test (apt-get install when mi
 test-unit: install ## Only the fast tests that need no server
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
 
-lint: install ## Ruff lint and format check
+lint: install ## Ruff lint and format check, mypy type check of src/ and dags/
 	$(BIN)/ruff check src tests dags benchmarks
 	$(BIN)/ruff format --check src tests dags benchmarks
+	$(BIN)/mypy
+
+typecheck: install ## Only the type check (mypy over src/ and dags/, settings in pyproject.toml)
+	$(BIN)/mypy
 
 lock: ## Re-resolve requirements.lock from pyproject.toml (needs uv)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
 
 from forestops.ingest.rows import RejectedRow
 from forestops.names import FetchStatus
@@ -46,6 +47,7 @@ def insert_skipping_duplicates(connection: Connection, table: Table, key: str, r
     if not rows:
         return
     dialect = connection.dialect.name
+    statement: Insert
     if dialect == "sqlite":
         statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
     elif dialect == "postgresql":
@@ -124,7 +126,9 @@ def _open_fetch(
             run_id=run_id,
         )
     )
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT of one row always has its key
+    return int(key[0])
 
 
 def store_fetch(

@@ -103,17 +103,18 @@ def upsert(connection: sa.Connection, result: BatchResult) -> None:
     values = result.as_row()
     changing = {k: v for k, v in values.items() if k not in KEY}
     dialect = connection.dialect.name
+    statement: sa.Insert
     if dialect in ("mysql", "mariadb"):
-        from sqlalchemy.dialects.mysql import insert
+        from sqlalchemy.dialects import mysql
 
-        statement = insert(table).values(**values)
-        statement = statement.on_duplicate_key_update(**{k: statement.inserted[k] for k in changing})
+        mysql_insert = mysql.insert(table).values(**values)
+        statement = mysql_insert.on_duplicate_key_update(**{k: mysql_insert.inserted[k] for k in changing})
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects import sqlite
 
-        statement = insert(table).values(**values)
-        statement = statement.on_conflict_do_update(
-            index_elements=list(KEY), set_={k: statement.excluded[k] for k in changing}
+        sqlite_insert = sqlite.insert(table).values(**values)
+        statement = sqlite_insert.on_conflict_do_update(
+            index_elements=list(KEY), set_={k: sqlite_insert.excluded[k] for k in changing}
         )
     else:  # pragma: no cover - the two backends forestops supports are above
         raise NotImplementedError(f"no upsert for {dialect}")

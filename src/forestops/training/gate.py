@@ -100,7 +100,9 @@ def should_train(
             reason = "first training"
         else:
             since = previous.max_raw_id or 0
-            new_rows = connection.execute(sa.select(sa.func.count()).select_from(raw).where(raw.c.id > since)).scalar()
+            new_rows = (
+                connection.execute(sa.select(sa.func.count()).select_from(raw).where(raw.c.id > since)).scalar() or 0
+            )
             threshold = (
                 min_new_rows if min_new_rows is not None else max(1, math.ceil(DEFAULT_SHARE * previous.rows_used))
             )
@@ -130,7 +132,9 @@ def should_train(
                 run_id=run_id,
             )
         )
-        log_id = int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None  # an INSERT of one row always has its key
+        log_id = int(key[0])
     log.info("training gate: %s (%s)", "train" if train else "skip", reason)
     return GateDecision(train, reason, int(total), int(new_rows), int(threshold), max_id, log_id, trigger)
 
