@@ -409,8 +409,18 @@ def test_only_the_api_server_holds_the_airflow_admin_password(celery_model, env_
     holders = {
         name for name, service in celery_model["services"].items() if password in compose.environment(service).values()
     }
-    # the UI logs in to trigger DAGs; no Airflow component but the API server checks logins
-    assert holders == {"airflow-apiserver", "ui"}, holders
+    # no Airflow component but the API server checks logins; the UI has its own account
+    assert holders == {"airflow-apiserver"}, holders
+
+
+def test_the_ui_acts_in_airflow_as_its_own_least_privileged_user(celery_model) -> None:
+    services = celery_model["services"]
+    ui = compose.environment(services["ui"])
+    apiserver = compose.environment(services["airflow-apiserver"])
+    assert ui["FORESTOPS_AIRFLOW_USERNAME"] == "forestops_ui"
+    assert ui["FORESTOPS_AIRFLOW_PASSWORD"] == apiserver["AIRFLOW_UI_PASSWORD"]
+    users = dict(entry.split(":") for entry in apiserver["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(","))
+    assert users["forestops_ui"] == "user"  # SimpleAuthManager's least role that may trigger DAG runs
 
 
 def test_task_files_live_on_one_volume_shared_by_every_airflow_container(celery_model) -> None:
