@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     shadow_max_latency_seconds: float = Field(
         0.5, gt=0, description="Highest mean time the challenger may take to score one shadowed request."
     )
+    retention_keep_versions: int = Field(
+        10, ge=1, description="Retention keeps this many newest versions (plus aliased and recently moved ones)."
+    )
+    retention_history_days: float = Field(
+        7.0, ge=0, description="Retention keeps every version the promotion history names within these days."
+    )
     random_seed: int = 42
     training_candidates: str = Field(
         "lightgbm,hist_gradient_boosting,random_forest,baseline",

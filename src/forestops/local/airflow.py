@@ -31,7 +31,7 @@ from forestops.private_files import private_dir, write_private
 from forestops.settings import Settings
 
 # The DAGs `stack up` waits for and unpauses (every file in dags/ that defines one).
-DAG_IDS = (names.DAG_INGEST, names.DAG_TRAIN, names.DAG_MONITOR)
+DAG_IDS = (names.DAG_INGEST, names.DAG_TRAIN, names.DAG_MONITOR, names.DAG_SHADOW, names.DAG_RETENTION)
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 ADMIN_USER = "admin"
 # The account the UI acts with: SimpleAuthManager's roles are viewer < user < op < admin, and

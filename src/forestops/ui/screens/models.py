@@ -1,11 +1,11 @@
-"""Compare the registered model versions: metrics, aliases, promotion decisions, pictures."""
+"""Compare the registered model versions; roll back or promote (confirmed); the promotion history."""
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from forestops import names
-from forestops.ui import views
+from forestops.ui import release, views
 from forestops.ui.clients.http import ServiceError
 from forestops.ui.clients.mlflow_registry import promotion_cells
 
@@ -81,6 +81,9 @@ elif pin is not None:
 else:
     st.caption("Automatic promotion is on: `forestops pin` pauses it (the champion stays until `forestops unpin`).")
 
+release.show_controls(settings, versions, champion)
+release.show_history(settings)
+
 if primary in metric_names:
     st.subheader(f"{primary} over versions")
     history = pd.DataFrame(
@@ -94,6 +97,33 @@ if primary in metric_names:
     st.altair_chart(chart)
 else:
     st.caption(f"No version has a `{primary}` metric yet.")
+
+curve = pd.DataFrame(
+    [
+        {"version": f"v{v.version}", "training rows": v.metrics["training_rows"], "metric": m, "score": v.metrics[m]}
+        for v in versions
+        if "training_rows" in v.metrics
+        for m in ("accuracy", "f1_macro")
+        if m in v.metrics
+    ]
+)
+if not curve.empty:
+    st.subheader("Learning curve")
+    st.altair_chart(
+        alt.Chart(curve)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("training rows:Q", title="training rows"),
+            y=alt.Y("score:Q", scale=alt.Scale(zero=False)),
+            color=alt.Color("metric:N"),
+            tooltip=["version", "training rows", "metric", "score"],
+        )
+    )
+    st.caption(
+        "Each version's scores on the evaluation rows of the training that made it, against the rows it was "
+        "trained on: what more data bought. Every training also logs this curve on its MLflow run "
+        "(learning_curve.png)."
+    )
 
 st.subheader("One version")
 labels = {v.version: f"v{v.version} {' '.join('@' + a for a in v.aliases)}".strip() for v in versions}
