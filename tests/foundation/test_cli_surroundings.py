@@ -70,7 +70,7 @@ def environment(tmp_path: Path) -> dict[str, str]:
 
 
 def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(forestops_argv(*argv), capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(forestops_argv(*argv), capture_output=True, text=True, env=env, timeout=300)
 
 
 def assert_clear_failure(result: subprocess.CompletedProcess, code: int, *words: str) -> None:
