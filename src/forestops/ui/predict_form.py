@@ -28,10 +28,34 @@ def initialise() -> None:
     st.session_state.setdefault(key(schema.SOIL_TYPE), schema.SOIL_CODES[0])
 
 
-def fill_example() -> None:
-    """Button callback: runs before the widgets, so they show the example row."""
-    for column, value in schema.example_features().items():
+def fill_example(database_url: str | None = None) -> None:
+    """Button callback: runs before the widgets, so they show the example row.
+
+    A random collected row when the raw-data database has one (its true class
+    is kept to show next to the prediction), else the contract's example row.
+    """
+    drawn = None
+    if database_url:
+        from forestops.ui.clients.collection import random_stored_row
+
+        drawn = random_stored_row(database_url)
+    features, truth = drawn if drawn is not None else (schema.example_features(), None)
+    for column, value in features.items():
         st.session_state[key(column)] = value
+    st.session_state[TRUTH_KEY] = (features, truth)
+    st.session_state.pop("predict.reply", None)
+
+
+TRUTH_KEY = "predict.example_truth"
+
+
+def true_class_of(current: dict[str, int | str]) -> int | None:
+    """The true class of the row in the form, while it is still the example filled in."""
+    kept = st.session_state.get(TRUTH_KEY)
+    if not kept or kept[1] is None:
+        return None
+    features, truth = kept
+    return truth if all(current.get(k) == v for k, v in features.items()) else None
 
 
 def numeric_input(feature: schema.NumericFeature) -> None:

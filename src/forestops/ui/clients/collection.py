@@ -9,6 +9,7 @@ the UI a user with SELECT rights on ``fetch_log`` alone.
 from __future__ import annotations
 
 import functools
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -170,3 +171,33 @@ def _database_error(database_url: str, error: Exception) -> ServiceError:
         f"cannot read {redact(database_url)}: {first_line}",
         "Check that the database runs and that FORESTOPS_DATABASE_URL / FORESTOPS_MYSQL_URL point at it.",
     )
+
+
+def random_stored_row(database_url: str) -> tuple[dict[str, int | str], int] | None:
+    """One collected row (features, true class id), drawn at random; None when nothing is stored or readable.
+
+    The Predict page fills its form with it, so "an example" is a different
+    real row each time and the user can compare the answer with the truth.
+    """
+    from forestops import schema
+    from forestops.storage.tables import raw_rows
+
+    url = sa.engine.make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        return None
+    columns = [raw_rows.c[name] for name in schema.FEATURE_COLUMNS]
+    try:
+        with _engine(database_url).connect() as connection:
+            count = connection.execute(sa.select(sa.func.count()).select_from(raw_rows)).scalar() or 0
+            if not count:
+                return None
+            offset = secrets.randbelow(count)
+            row = connection.execute(
+                sa.select(*columns, raw_rows.c[schema.LABEL]).order_by(raw_rows.c.id).offset(offset).limit(1)
+            ).first()
+    except SQLAlchemyError:
+        return None
+    if row is None:
+        return None
+    *values, label = row
+    return dict(zip(schema.FEATURE_COLUMNS, values, strict=True)), int(label)
