@@ -107,7 +107,7 @@ def raw_database(settings: Settings, home: Path) -> RawDatabase:
     get their own least-privileged MySQL user (made by ``db-init`` with the
     ``FORESTOPS_MYSQL_URL`` account), its password kept under ``<home>/stack``.
     """
-    admin = settings.db_admin_url.get_secret_value() if getattr(settings, "db_admin_url", None) else None
+    admin = settings.db_admin_url.get_secret_value() if settings.db_admin_url else None
     if settings.database_url:
         return RawDatabase(settings.database_url, admin)
     if not settings.mysql_url:

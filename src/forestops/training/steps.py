@@ -137,7 +137,7 @@ class Registered:
 class Promoted:
     version: str
     decision: str
-    candidate_score: float
+    candidate_score: float | None
     champion_score: float | None
     previous_champion: str | None
 
@@ -364,9 +364,9 @@ def register_step(settings: Settings, loaded: Loaded, trained: Trained, evaluate
                 settings.model_name,
                 tags={
                     "candidate": best.name,
-                    "training_log_id": loaded.log_id,
+                    "training_log_id": str(loaded.log_id),
                     "parent_run_id": trained.parent_run_id,
-                    "training_rows": loaded.rows,
+                    "training_rows": str(loaded.rows),
                     "data_digest": loaded.digest,
                 },
             )

@@ -99,11 +99,12 @@ def log_dataset(
     evaluation split are two datasets); ``digest`` is the whole load's, as a tag.
     """
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
 
     from forestops.training.data import content_digest
 
     columns = [*schema.RAW_COLUMNS, "batch_number"]
-    dataset = mlflow.data.from_pandas(
+    dataset = from_pandas(
         frame.loc[:, columns].reset_index(drop=True),
         source=f"{database}.{DATASET_SOURCE_TABLE}",
         targets=schema.LABEL,
