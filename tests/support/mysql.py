@@ -120,7 +120,15 @@ def throwaway_server(extra_flags: list[str] | None = None) -> Iterator[str]:
     user = ["--user=root"] if os.geteuid() == 0 else []
     subprocess.run(
         # --no-defaults first: the machine's my.cnf (user, datadir, port) must not apply.
-        [installer, "--no-defaults", f"--datadir={folder / 'data'}", "--auth-root-authentication-method=normal", *user],
+        # --skip-test-db: no `test` database open to PUBLIC (MySQL 8.4 has none).
+        [
+            installer,
+            "--no-defaults",
+            f"--datadir={folder / 'data'}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            *user,
+        ],
         check=True,
         capture_output=True,
     )
