@@ -27,7 +27,12 @@ SETTLE_EVERY = timedelta(minutes=2)
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args={
+        "retries": 1,
+        "retry_delay": timedelta(seconds=30),
+        # A stalled registry or store ends the attempt instead of holding a worker slot.
+        "execution_timeout": timedelta(seconds=get_settings().train_task_timeout_seconds),
+    },
     tags=["forestops", "promotion"],
     doc_md=__doc__,
 )
