@@ -47,9 +47,8 @@ def _skops_model_folder(folder: Path, estimator, declared_trusted: list[str]) ->
 
 @pytest.mark.unit
 def test_a_skops_model_with_a_type_we_do_not_trust_is_refused_whatever_its_mlmodel_says(tmp_path):
-    from sklearn.preprocessing import FunctionTransformer
-
     import skops.io
+    from sklearn.preprocessing import FunctionTransformer
 
     estimator = FunctionTransformer(func=os.system)
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
