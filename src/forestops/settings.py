@@ -87,7 +87,15 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = None
     s3_bucket: str = "mlflow"
     retrain_min_new_rows: int | None = Field(None, ge=0, description="Unset: 5% of the rows of the last training.")
-    search_seconds: float = Field(60.0, ge=0, description="Time budget of the hyperparameter search.")
+    search_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="CPU-seconds budget of the hyperparameter search (shared by the searched candidates); "
+        "CPU time, so a busy machine still explores as much; 0: no search.",
+    )
+    search_max_trials: int | None = Field(
+        None, ge=1, description="Most trials per searched candidate (unset: only the CPU budget limits it)."
+    )
     evaluation_percent: int = Field(20, ge=1, le=50, description="Share of rows (by hash) held out for evaluation.")
     primary_metric: Literal["f1_macro", "accuracy"] = "f1_macro"
     promotion_margin: float = Field(0.0, ge=0, le=1)
@@ -162,6 +170,17 @@ class Settings(BaseSettings):
         description="Nice value of the local stack's Airflow scheduler, DAG processor and triggerer (and so of the "
         "DAG tasks they fork, training included), so a training does not take the inference API's CPU.",
     )
+
+    # -- `forestops check` (a running deployment, end to end) ------------------
+    ui_url: str | None = Field(None, description="Where the Streamlit UI answers (unset: 127.0.0.1 and ui_port).")
+    mlflow_backend_store_uri: SecretStr | None = Field(
+        None,
+        description="MLflow's database URL as MLflow's own user: schema revision and grants (unset: local stack's).",
+    )
+    reader_database_url: SecretStr | None = Field(
+        None, description="The UI's read-only database URL, whose grants `forestops check` verifies."
+    )
+    check_ingest_timeout: float = Field(180.0, gt=0, description="Seconds `forestops check` waits for its ingest run.")
 
     # -- monitoring (covertype_monitor) -----------------------------------------
     monitor_reference_rows: int = Field(

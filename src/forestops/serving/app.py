@@ -190,7 +190,6 @@ class Service:
             else None,
             "message": None if current else self.why_no_model(),
             "promotion_pin": self.watcher.pin,
-            "promotion_pin": self.watcher.pin,
         }
 
     def why_no_model(self) -> str:
