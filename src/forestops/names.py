@@ -28,6 +28,11 @@ TAG_DECIDED_BY = "decided_by"
 # Registered-model tag: while present, automatic promotion is paused (`forestops pin`).
 # Its value is JSON: the champion at pin time, who pinned it, when, and why.
 TAG_PROMOTION_PIN = "promotion_pin"
+# The recipe and the cost of a version (the next training's search starts from the champion's recipe).
+TAG_MODEL_PARAMS = "model_params"
+TAG_SEARCH_TRIALS = "search_trials"
+TAG_SEARCH_CPU_SECONDS = "search_cpu_seconds"
+TAG_TRAINING_CPU_SECONDS = "training_cpu_seconds"
 
 # Run tags.
 TAG_AIRFLOW_RUN_ID = "airflow_run_id"

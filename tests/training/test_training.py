@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 
@@ -20,12 +21,28 @@ from forestops.names import (
     TAG_CHAMPION_SCORE,
     TAG_CODE_VERSION,
     TAG_DECISION,
+    TAG_MODEL_PARAMS,
     TAG_PRIMARY_METRIC,
+    TAG_SEARCH_CPU_SECONDS,
+    TAG_SEARCH_TRIALS,
+    TAG_TRAINING_CPU_SECONDS,
+    FetchStatus,
     TrainingStatus,
 )
 from forestops.storage import tables
 from forestops.storage.db import make_engine
-from forestops.training import candidates, checks, data, evaluation, gate, promotion, registry, steps, tracking
+from forestops.training import (
+    candidates,
+    checks,
+    data,
+    evaluation,
+    gate,
+    learning_curve,
+    promotion,
+    registry,
+    steps,
+    tracking,
+)
 from tests.support.processes import forestops_argv, free_port
 from tests.training.conftest import env_of, insert_raw_rows, training_log
 
@@ -117,6 +134,31 @@ def test_training_tracks_registers_and_serves_a_champion(stocked_database, setti
     again = steps.run_training(settings)
     assert not again.trained and "0 new rows" in again.gate.reason
     assert training_log(stocked_database)[-1].status == TrainingStatus.SKIPPED
+
+
+def test_the_next_search_starts_from_the_champions_recorded_recipe(stocked_database, settings_for):
+    """A version records what it was fitted with and what that cost; the next training's search starts there."""
+    settings = settings_for(stocked_database, training_candidates=candidates.LIGHTGBM, search_max_trials=2)
+    first = steps.run_training(settings, force=True)
+    client = _client(settings)
+    version = client.get_model_version(settings.model_name, first.registered.version)
+    recipe = json.loads(version.tags[TAG_MODEL_PARAMS])
+    assert recipe["n_estimators"] >= 1 and "num_leaves" in recipe
+    assert int(version.tags[TAG_SEARCH_TRIALS]) == 2  # the trial cap, whatever the CPU budget
+    assert float(version.tags[TAG_TRAINING_CPU_SECONDS]) >= float(version.tags[TAG_SEARCH_CPU_SECONDS]) > 0
+    assert registry.champion_recipe(client, settings.model_name) == (candidates.LIGHTGBM, recipe)
+
+    second = steps.run_training(settings, force=True)
+    child = client.get_run(second.registered.run_id)
+    assert child.data.metrics["search_warm_started"] == 1.0
+    assert child.data.metrics["search_trials"] == 2  # the recipe, then the defaults
+
+    # The learning curve on the training's parent run: every version, by training rows.
+    parent = child.data.tags["mlflow.parentRunId"]
+    curve = json.loads(mlflow.artifacts.load_text(f"runs:/{parent}/{learning_curve.CURVE_FILE}"))
+    assert [point["version"] for point in curve] == [int(first.registered.version), int(second.registered.version)]
+    assert all(point["training_rows"] > 0 and 0 < point["f1_macro"] <= 1 for point in curve)
+    assert learning_curve.CURVE_PLOT_FILE in {a.path for a in client.list_artifacts(parent)}
 
 
 def _register(settings, pipeline, x_example) -> str:
@@ -314,6 +356,30 @@ def test_gate_counts_new_rows_since_the_last_training(fresh_database_url, traini
     with engine.connect() as connection:
         details = connection.execute(sa.select(tables.training_log.c.detail)).scalars().all()
     assert details[2] == "40 new rows since training #1 (threshold 50)"
+
+
+def test_gate_trains_once_more_below_the_threshold_when_the_collection_completes(fresh_database_url, training_rows):
+    """The end of a cycle earns a final training on every row; the same rows never earn two."""
+    from forestops.ingest import store
+
+    insert_raw_rows(fresh_database_url, training_rows[:1000], batch_number=1)
+    engine = make_engine(fresh_database_url)
+    first = gate.should_train(engine, None, force=False, group_number=1)
+    gate.update(engine, first.log_id, status=TrainingStatus.TRAINED, rows_used=1000, max_raw_id=first.max_raw_id)
+    insert_raw_rows(fresh_database_url, training_rows[1000:1010], batch_number=10)  # 1% < 5%
+    assert not gate.should_train(engine, None, force=False, group_number=1).train  # the cycle is still running
+
+    where = {"source_url": "http://data-api", "detail": "all batches collected: done"}
+    store.record_complete(engine, group_number=2, **where)  # another group's completion is not ours
+    assert store.newest_status(engine, 1) == FetchStatus.STORED  # insert_raw_rows logs its fetch
+    assert not gate.should_train(engine, None, force=False, group_number=1).train
+    store.record_complete(engine, group_number=1, **where)
+    assert store.newest_status(engine, 1) == FetchStatus.COMPLETE
+    final = gate.should_train(engine, None, force=False, group_number=1)
+    assert final.train and final.new_rows == 10
+    assert final.reason == "final training: the collection is complete; 10 new rows since training #1 (threshold 50)"
+    gate.update(engine, final.log_id, status=TrainingStatus.TRAINED, rows_used=1010, max_raw_id=final.max_raw_id)
+    assert not gate.should_train(engine, None, force=False, group_number=1).train  # nothing new since the final one
 
 
 def test_failed_data_check_stops_the_training_with_its_report(fresh_database_url, settings_for, training_rows):

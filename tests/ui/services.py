@@ -109,6 +109,7 @@ def train_and_register(tracking_uri: str, rows: list[list[str]], folder: Path, n
             metrics = {
                 "accuracy": accuracy_score(labels[cut:], predicted),
                 "f1_macro": f1_score(labels[cut:], predicted, average="macro"),
+                "training_rows": float(cut),
             }
             with mlflow.start_run(run_name=candidate) as run:
                 mlflow.log_metrics(metrics)

@@ -24,7 +24,9 @@ def test_versions_aliases_metrics_and_links(ui_env, ui_model):
         assert logged["run_id"] in row["run"]
     assert table.loc[champion, "decision"] == "champion"
 
-    assert at.get("vega_lite_chart"), "no chart of the primary metric"
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2, "a chart of the primary metric and the learning curve"
+    assert "Learning curve" in [h.value for h in at.subheader]
     assert at.selectbox[0].value == champion  # the champion is selected first
     [picture] = at.image
     assert picture.captions == [f"Confusion matrix of v{champion} on its evaluation rows"]

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from forestops import model_loading, schema
-from forestops.names import MODEL_ARTIFACT_NAME, SERIALIZATION_FORMAT
+from forestops.names import ALIAS_CHAMPION, MODEL_ARTIFACT_NAME, SERIALIZATION_FORMAT, TAG_MODEL_PARAMS
 from forestops.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -114,3 +114,28 @@ def log_and_register(
     _set_tags(client, model_name, version, tags)
     log.info("registered %s version %s from run %s", model_name, version, run.info.run_id)
     return version
+
+
+def champion_recipe(client, model_name: str) -> tuple[str, dict[str, Any]] | None:
+    """The champion's candidate and the parameters it was fitted with, if it recorded them.
+
+    The next training's search starts from these (see ``training.search``);
+    a champion from before the tag existed, or none at all, gives ``None``.
+    """
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        champion = client.get_model_version_by_alias(model_name, ALIAS_CHAMPION)
+    except MlflowException:
+        return None
+    candidate, recorded = champion.tags.get("candidate"), champion.tags.get(TAG_MODEL_PARAMS)
+    if not candidate or not recorded:
+        return None
+    try:
+        params = json.loads(recorded)
+    except ValueError:
+        log.warning("version %s: unreadable %s tag; searching from the defaults", champion.version, TAG_MODEL_PARAMS)
+        return None
+    return (candidate, params) if isinstance(params, dict) else None

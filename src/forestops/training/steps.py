@@ -13,16 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import shutil
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from forestops import model_loading
-from forestops.names import TrainingStatus
+from forestops.names import (
+    TAG_MODEL_PARAMS,
+    TAG_SEARCH_CPU_SECONDS,
+    TAG_SEARCH_TRIALS,
+    TAG_TRAINING_CPU_SECONDS,
+    TrainingStatus,
+)
 from forestops.settings import Settings
 from forestops.storage.db import ensure_schema, make_engine
 from forestops.training import candidates as cands
@@ -83,6 +90,10 @@ class TrainedCandidate:
     run_id: str  # its child run under the training's parent run
     model_path: str  # the fitted pipeline, a skops file in the work folder
     seconds: float
+    params: dict[str, Any] = field(default_factory=dict)  # what the search chose (the defaults fill the rest)
+    cpu_seconds: float = 0.0  # search and final fit, this process's CPU time
+    search_trials: int = 0
+    search_cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -236,7 +247,9 @@ def load_candidate(path: str | Path):
 def gate_step(
     settings: Settings, force: bool = False, run_id: str | None = None, trigger: str | None = None
 ) -> GateDecision:
-    return gate.should_train(_engine(settings), settings.retrain_min_new_rows, force, run_id, trigger)
+    return gate.should_train(
+        _engine(settings), settings.retrain_min_new_rows, force, run_id, trigger, group_number=settings.group_number
+    )
 
 
 def load_step(settings: Settings, decision: GateDecision) -> Loaded:
@@ -270,7 +283,9 @@ def check_step(settings: Settings, loaded: Loaded) -> Checked:
 # -- train -----------------------------------------------------------------------------
 
 
-def _search_params(settings: Settings, name: str, training, budget: float) -> search.SearchResult | None:
+def _search_params(
+    settings: Settings, name: str, training, budget: float, warm_start: list[dict[str, Any]]
+) -> search.SearchResult | None:
     if budget <= 0 or name not in cands.STRONG_CANDIDATES:
         return None
     inside = data.validation_mask(training["row_hash"])
@@ -278,7 +293,17 @@ def _search_params(settings: Settings, name: str, training, budget: float) -> se
         return None
     x_fit, y_fit = data.features_and_labels(training[~inside])
     x_val, y_val = data.features_and_labels(training[inside])
-    return search.search(name, x_fit, y_fit, x_val, y_val, budget, settings.random_seed, settings.class_weight_power)
+    return search.search(
+        name,
+        x_fit,
+        y_fit,
+        x_val,
+        y_val,
+        search.SearchBudget(budget, settings.search_max_trials),
+        settings.random_seed,
+        settings.class_weight_power,
+        warm_start=warm_start,
+    )
 
 
 def train_step(settings: Settings, loaded: Loaded, run_id: str | None = None) -> Trained:
@@ -287,7 +312,8 @@ def train_step(settings: Settings, loaded: Loaded, run_id: str | None = None) ->
     import skops.io
 
     with recorded_failure(settings, loaded.log_id):
-        tracking.connect(settings.mlflow_tracking_uri, settings.experiment_name)
+        client = tracking.connect(settings.mlflow_tracking_uri, settings.experiment_name)
+        recipe = registry.champion_recipe(client, settings.model_name)
         to_fit = candidate_names(settings)
         training, evaluation_rows = _split_frames(data.read_split(loaded.path))
         x_train, y_train = data.features_and_labels(training)
@@ -306,16 +332,29 @@ def train_step(settings: Settings, loaded: Loaded, run_id: str | None = None) ->
             )
             for name in to_fit:
                 with mlflow.start_run(run_name=name, nested=True, tags={**common_tags, "candidate": name}) as child:
-                    started = time.perf_counter()
+                    started, cpu_started = time.perf_counter(), time.process_time()
+                    warm = [recipe[1]] if recipe and recipe[0] == name else []
                     with _limited_threads():
-                        found = _search_params(settings, name, training, budget)
-                        pipeline = cands.build_pipeline(name, found.params if found else {}, seed=settings.random_seed)
+                        found = _search_params(settings, name, training, budget, warm)
+                        params = found.params if found else {}
+                        pipeline = cands.build_pipeline(name, params, seed=settings.random_seed)
                         cands.fit_pipeline(pipeline, x_train, y_train, settings.class_weight_power)
-                    seconds = time.perf_counter() - started
-                    tracking.log_candidate_fit(pipeline, seconds, len(training), found)
+                    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+                    tracking.log_candidate_fit(pipeline, seconds, len(training), found, cpu)
                     model_path = loaded.folder / f"{name}.skops"
                     skops.io.dump(pipeline, model_path)
-                    fitted.append(TrainedCandidate(name, child.info.run_id, str(model_path), seconds))
+                    fitted.append(
+                        TrainedCandidate(
+                            name,
+                            child.info.run_id,
+                            str(model_path),
+                            seconds,
+                            params=params,
+                            cpu_seconds=cpu,
+                            search_trials=found.trials if found else 0,
+                            search_cpu_seconds=found.cpu_seconds if found else 0.0,
+                        )
+                    )
                     log.info("trained %s on %d rows in %.1fs", name, len(training), seconds)
         return Trained(parent.info.run_id, tuple(fitted))
 
@@ -352,7 +391,7 @@ def register_step(settings: Settings, loaded: Loaded, trained: Trained, evaluate
     import mlflow
 
     with recorded_failure(settings, loaded.log_id):
-        tracking.connect(settings.mlflow_tracking_uri, settings.experiment_name)
+        client = tracking.connect(settings.mlflow_tracking_uri, settings.experiment_name)
         best = trained.candidate(evaluated.best)
         pipeline = load_candidate(best.model_path)
         training, _ = _split_frames(data.read_split(loaded.path))
@@ -368,9 +407,14 @@ def register_step(settings: Settings, loaded: Loaded, trained: Trained, evaluate
                     "parent_run_id": trained.parent_run_id,
                     "training_rows": str(loaded.rows),
                     "data_digest": loaded.digest,
+                    TAG_MODEL_PARAMS: json.dumps(best.params, sort_keys=True),
+                    TAG_SEARCH_TRIALS: best.search_trials,
+                    TAG_SEARCH_CPU_SECONDS: f"{best.search_cpu_seconds:.1f}",
+                    TAG_TRAINING_CPU_SECONDS: f"{best.cpu_seconds:.1f}",
                 },
             )
         gate.update(_engine(settings), loaded.log_id, mlflow_run_id=best.run_id, model_version=version)
+        tracking.log_learning_curve(client, settings.model_name, trained.parent_run_id, loaded.folder)
         return Registered(version, best.run_id, best.name)
 
 

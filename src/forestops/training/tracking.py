@@ -176,17 +176,21 @@ def log_training_inputs(
         mlflow.log_artifact(str(data_report))
 
 
-def log_candidate_fit(pipeline: Any, seconds: float, training_rows: int, found: SearchResult | None) -> None:
+def log_candidate_fit(
+    pipeline: Any, seconds: float, training_rows: int, found: SearchResult | None, cpu_seconds: float = 0.0
+) -> None:
     """On the active child run: the fitted model's parameters, the fit time and the search's figures."""
     import mlflow
 
     model_params = pipeline.named_steps["model"].get_params()
     mlflow.log_params({f"model_{k}": v for k, v in model_params.items() if not callable(v) and k != "callbacks"})
-    metrics = {"training_seconds": seconds, "training_rows": float(training_rows)}
+    metrics = {"training_seconds": seconds, "training_cpu_seconds": cpu_seconds, "training_rows": float(training_rows)}
     if found:
         metrics.update(
             search_trials=found.trials,
             search_seconds=found.seconds,
+            search_cpu_seconds=found.cpu_seconds,
+            search_warm_started=float(found.warm_started),
             search_validation_f1_macro=found.validation_f1_macro,
         )
     mlflow.log_metrics(metrics)
@@ -221,3 +225,23 @@ def log_best_candidate(parent_run_id: str, best: str, scores: dict[str, dict[str
         mlflow.log_metrics({f"best_{k}": v for k, v in scores[best].items()})
         for name, values in scores.items():
             mlflow.log_metrics({f"{name}_{k}": v for k, v in values.items()})
+
+
+def log_learning_curve(client: Any, model_name: str, parent_run_id: str, folder: Path) -> None:
+    """On the parent run: every version's scores against its training rows (table and plot).
+
+    A report, not a step: when it cannot be drawn the training still counts,
+    and the warning says why.
+    """
+    import mlflow
+
+    from forestops.training import learning_curve
+
+    try:
+        points = learning_curve.curve_points(client, model_name)
+        files = learning_curve.write_curve(points, folder)
+        with mlflow.start_run(run_id=parent_run_id):
+            for file in files:
+                mlflow.log_artifact(str(file))
+    except Exception as error:  # the curve is a report; the registered version stands
+        log.warning("could not log the learning curve: %s", error)
