@@ -7,6 +7,12 @@ from tests.ui.helpers import page
 pytestmark = pytest.mark.integration
 
 
+def _version_box(at):
+    """The "One version" selector (the release controls have a selector of their own)."""
+    [box] = [b for b in at.selectbox if b.label == "Version"]
+    return box
+
+
 def test_versions_aliases_metrics_and_links(ui_env, ui_model):
     ui_env(mlflow_tracking_uri=ui_model.tracking_uri, model_name=ui_model.name)
     at = page("models").run()
@@ -27,7 +33,7 @@ def test_versions_aliases_metrics_and_links(ui_env, ui_model):
     charts = at.get("vega_lite_chart")
     assert len(charts) == 2, "a chart of the primary metric and the learning curve"
     assert "Learning curve" in [h.value for h in at.subheader]
-    assert at.selectbox[0].value == champion  # the champion is selected first
+    assert _version_box(at).value == champion  # the champion is selected first
     [picture] = at.image
     assert picture.captions == [f"Confusion matrix of v{champion} on its evaluation rows"]
     urls = [b.proto.url for b in at.get("link_button")]
@@ -69,7 +75,7 @@ def test_a_model_without_versions_says_how_to_get_one(ui_env, ui_model):
 def test_the_confusion_matrix_of_the_selected_version(ui_env, ui_model):
     ui_env(mlflow_tracking_uri=ui_model.tracking_uri, model_name=ui_model.name)
     at = page("models").run()
-    at.selectbox[0].select(int(ui_model.challenger)).run()
+    _version_box(at).select(int(ui_model.challenger)).run()
     assert not at.exception and not at.error
     assert at.image[0].captions == [f"Confusion matrix of v{ui_model.challenger} on its evaluation rows"]
 
