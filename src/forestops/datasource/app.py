@@ -10,7 +10,7 @@ FastAPI's own 422 covers a missing or non-integer ``group_number``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -49,7 +49,9 @@ class Problem(BaseModel):
 
 
 GroupNumber = Annotated[int, Query(description="Your group number (1..FORESTOPS_GROUP_COUNT, 10 by default).")]
-CLIENT_ERRORS = {400: {"model": Problem, "description": "Group out of range, or all batches served."}}
+CLIENT_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "Group out of range, or all batches served."}
+}
 
 
 def render_portion(portion: Portion, fragments: Sequence[bytes]) -> bytes:

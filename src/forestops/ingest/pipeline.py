@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from typing import TypedDict
 
 from sqlalchemy import Engine
 
@@ -97,6 +98,14 @@ def ingest_once(settings: Settings, run_id: str | None = None, engine: Engine | 
             engine.dispose()
 
 
+class _Where(TypedDict):
+    """Which source, group and run a fetch_log row belongs to."""
+
+    source_url: str
+    group_number: int
+    run_id: str | None
+
+
 def _record_crash(settings: Settings, engine: Engine, run_id: str | None, error: Exception) -> None:
     try:
         store.record_status(
@@ -114,7 +123,7 @@ def _record_crash(settings: Settings, engine: Engine, run_id: str | None, error:
 def _fetch_and_store(settings: Settings, engine: Engine, run_id: str | None) -> IngestOutcome:
     group = settings.group_number
     # fetch_log is shown by the UI: the URL goes there without its credentials.
-    where = {"source_url": redact(settings.datasource_url), "group_number": group, "run_id": run_id}
+    where: _Where = {"source_url": redact(settings.datasource_url), "group_number": group, "run_id": run_id}
     started_at = store.utcnow()
     with DataApiClient(settings) as client:
         try:
@@ -157,17 +166,17 @@ def _fetch_and_store(settings: Settings, engine: Engine, run_id: str | None) -> 
 
     if result.kind == "unreadable":
         checked_valid, rejected = [], [RejectedRow(result.body, f"unreadable response: {result.reason}")]
-        error = result.reason
+        fetch_error = result.reason
     else:
         checked = check_rows(result.rows, settings.label_base)
-        checked_valid, rejected, error = checked.valid, checked.rejected, None
+        checked_valid, rejected, fetch_error = checked.valid, checked.rejected, None
     counts = store.store_fetch(
         engine,
         batch_number=result.batch_number,
         valid=checked_valid,
         rejected=rejected,
         started_at=started_at,
-        error=error,
+        error=fetch_error,
         **where,
     )
     outcome = IngestOutcome(
@@ -179,7 +188,7 @@ def _fetch_and_store(settings: Settings, engine: Engine, run_id: str | None) -> 
         rows_duplicate=counts.duplicate,
         rows_rejected=counts.rejected,
         fetch_id=counts.fetch_id,
-        error=error,
+        error=fetch_error,
     )
     log.info("%s", outcome.summary())
     return outcome
