@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -146,7 +146,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _tag(client, model_name: str, version: str, tags: dict[str, object]) -> None:
+def _tag(client, model_name: str, version: str, tags: Mapping[str, object]) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, "" if value is None else str(value))
 

@@ -10,6 +10,7 @@ against what skops actually finds in each fitted candidate.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from forestops import model_loading, schema
@@ -60,7 +61,7 @@ def version_of_run(client, model_name: str, run_id: str) -> str | None:
     return str(min(int(v.version) for v in usable)) if usable else None
 
 
-def _set_tags(client, model_name: str, version: str, tags: dict[str, Any] | None) -> None:
+def _set_tags(client, model_name: str, version: str, tags: Mapping[str, Any] | None) -> None:
     for key, value in (tags or {}).items():
         # Tags are shown by MLflow's UI and ours: a reason quoting an error must not carry a secret.
         client.set_model_version_tag(model_name, version, key, redact(str(value)))
@@ -71,7 +72,7 @@ def log_and_register(
     example_features,
     model_name: str,
     *,
-    tags: dict[str, str] | None = None,
+    tags: Mapping[str, object] | None = None,
 ) -> str:
     """Log ``pipeline`` as the ``model`` artefact of the active run and register it.
 
@@ -85,9 +86,10 @@ def log_and_register(
     from mlflow.models import infer_signature
 
     client = mlflow.MlflowClient()
-    own_run = mlflow.active_run() is None
-    if not own_run:
-        existing = version_of_run(client, model_name, mlflow.active_run().info.run_id)
+    active = mlflow.active_run()
+    own_run = active is None
+    if active is not None:
+        existing = version_of_run(client, model_name, active.info.run_id)
         if existing is not None:
             _set_tags(client, model_name, existing, tags)
             log.info("%s version %s already registered from this run; not registering again", model_name, existing)
@@ -95,6 +97,7 @@ def log_and_register(
     example = input_example(example_features)
     signature = infer_signature(example, pipeline.predict_proba(example))
     run = mlflow.start_run() if own_run else mlflow.active_run()
+    assert run is not None  # started just now, or the active run seen above
     try:
         info = mlflow.sklearn.log_model(
             pipeline,
