@@ -24,12 +24,12 @@ import re
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 import numpy as np
 import orjson
-from tenacity import RetryError, Retrying, retry_if_exception
+from tenacity import Future, RetryError, Retrying, retry_if_exception
 
 from forestops.errors import ConfigurationError, ServiceUnavailable
 from forestops.redaction import redact
@@ -157,7 +157,7 @@ def _detail(response: _Reply) -> str:
     return _one_line(response.text, 500)
 
 
-def describe_transport_error(error: BaseException) -> str:
+def describe_transport_error(error: BaseException | None) -> str:
     if isinstance(error, _ServerError):
         return str(error)
     if isinstance(error, httpx.TimeoutException):
@@ -314,7 +314,7 @@ class DataApiClient:
                 self.shown_url,
                 path,
                 state.attempt_number,
-                describe_transport_error(state.outcome.exception()),
+                describe_transport_error(cast(Future, state.outcome).exception()),
             ),
         )
         params = {"group_number": self.group_number}
