@@ -11,9 +11,10 @@ and arrive canonical.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
+from pydantic.config import JsonDict
 
 from forestops import schema
 
@@ -91,7 +92,8 @@ class _BooleanRefusingBase(_InstanceBase):
 
 
 def _instance_model(name: str, base: type[BaseModel]) -> type[BaseModel]:
-    return create_model(
+    # pydantic's create_model overloads do not accept field definitions passed as **dict.
+    return create_model(  # type: ignore[call-overload]
         name,
         __base__=base,
         __doc__="One row of the 12 features; numbers as JSON numbers or numeric strings.",
@@ -104,7 +106,7 @@ def _request_model(name: str, instance: type[BaseModel]) -> type[BaseModel]:
     return create_model(
         name,
         __config__=ConfigDict(
-            extra="forbid", json_schema_extra={"examples": [{"instances": [schema.example_features()]}]}
+            extra="forbid", json_schema_extra={"examples": [{"instances": [cast(JsonDict, schema.example_features())]}]}
         ),
         __doc__="Rows to classify, in one request.",
         instances=(
