@@ -109,7 +109,7 @@ def should_train(
             reason = f"{new_rows} new rows since training #{previous.id} (threshold {threshold})"
         train = force or new_rows >= threshold
         final = not train and previous is not None and new_rows > 0 and group_number is not None
-        if final and collection_complete(connection, group_number):
+        if final and group_number is not None and collection_complete(connection, group_number):
             train = True
             reason = f"final training: the collection is complete; {reason}"
         if force:

@@ -172,15 +172,15 @@ def apply(
         report.deleted_versions.append(number)
         if model_id:
             model = client.get_logged_model(model_id)
-            if _relative(model.artifact_location):
-                prefixes.append(_relative(model.artifact_location))
+            if model_prefix := _relative(model.artifact_location):
+                prefixes.append(model_prefix)
             client.delete_logged_model(model_id)
             models.append(model_id)
         runs |= family(version.run_id) - needed
     for run_id in sorted(runs):
         run = client.get_run(run_id)
-        if _relative(run.info.artifact_uri):
-            prefixes.append(_relative(run.info.artifact_uri))
+        if run_prefix := _relative(run.info.artifact_uri):
+            prefixes.append(run_prefix)
         client.delete_run(run_id)
     report.deleted_runs = sorted(runs)
     report.deleted_models = models

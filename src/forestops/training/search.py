@@ -186,6 +186,7 @@ def search(
     study.optimize(objective, timeout=budget.wall_cap_seconds, callbacks=[within_budget])
     best = study.best_trial
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    assert best.value is not None  # the best trial is a completed one
     log.info(
         "%s search: %d trials, %.1f CPU-s in %.1f s, best validation macro-F1 %.4f%s",
         candidate,
