@@ -72,7 +72,7 @@ def inspect_schema(uri: str) -> SchemaState:
         engine.dispose()
 
 
-def _mysql_error_code(error: BaseException) -> int | None:
+def _mysql_error_code(error: BaseException | None) -> int | None:
     """The MySQL error number behind a (wrapped) SQLAlchemy/PyMySQL error, if any."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
@@ -110,6 +110,7 @@ def upgrade(uri: str) -> str:
     before = inspect_schema(uri)
     if before.at_head:
         return f"MLflow schema already at head {before.head}"
+    assert mlflow_db_upgrade.callback is not None  # a click command's function
     try:
         mlflow_db_upgrade.callback(uri)  # exactly what `mlflow db upgrade` runs
     except Exception as error:

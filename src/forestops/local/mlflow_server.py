@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import cast
 
 from forestops.errors import ConfigurationError
 from forestops.local.supervise import installed_command
@@ -74,8 +75,9 @@ def ensure_backend_database(settings: Settings) -> None:
                 )
             )
     except sa.exc.SQLAlchemyError as error:
+        cause = cast(sa.exc.DBAPIError, error).orig  # what the DBAPI said (connect and execute errors wrap it)
         raise MlflowConfigError(
-            f"cannot create MLflow's database {settings.mlflow_database!r} on FORESTOPS_MYSQL_URL: {error.orig!s}; "
+            f"cannot create MLflow's database {settings.mlflow_database!r} on FORESTOPS_MYSQL_URL: {cause!s}; "
             "create it yourself or give that user the CREATE privilege"
         ) from None
     finally:
