@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import cast
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -441,7 +442,11 @@ def database_users(settings: Settings, raw_url: str, mlflow_uri: str | None) -> 
     if make_url(raw_url).get_backend_name() != "mysql":
         return ()
     database = make_url(raw_url).database or settings.raw_database
-    users = [DatabaseUser("application", raw_url, expected_application_grants(database, make_url(raw_url).username))]
+    users = [
+        DatabaseUser(
+            "application", raw_url, expected_application_grants(database, cast(str, make_url(raw_url).username))
+        )
+    ]
     if settings.reader_database_url:
         reader = settings.reader_database_url.get_secret_value()
         users.append(DatabaseUser("reader", reader, {f"{make_url(reader).database}.*": READER_PRIVILEGES}))

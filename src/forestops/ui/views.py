@@ -82,10 +82,11 @@ def ago(moment: datetime | str | None) -> str:
     if moment is None:
         return "never"
     if isinstance(moment, str):
+        text = moment
         try:
-            moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            return moment
+            return text
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     seconds = (datetime.now(UTC) - moment).total_seconds()
