@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import cast
 
 from forestops.errors import ConfigurationError
 from forestops.local.supervise import installed_command
@@ -75,7 +74,8 @@ def ensure_backend_database(settings: Settings) -> None:
                 )
             )
     except sa.exc.SQLAlchemyError as error:
-        cause = cast(sa.exc.DBAPIError, error).orig  # what the DBAPI said (connect and execute errors wrap it)
+        # What the DBAPI said (connect and execute errors wrap it); other SQLAlchemy errors speak for themselves.
+        cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
         raise MlflowConfigError(
             f"cannot create MLflow's database {settings.mlflow_database!r} on FORESTOPS_MYSQL_URL: {cause!s}; "
             "create it yourself or give that user the CREATE privilege"
