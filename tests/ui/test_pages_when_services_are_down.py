@@ -48,7 +48,7 @@ def test_pipeline_actions_report_the_error_they_got(ui_env):
     at = page("pipeline").run()
     at = button(at, "Trigger covertype_ingest").click().run()
     assert any("Triggering covertype_ingest failed" in e.value for e in at.error)
-    at.checkbox[0].check().run()
+    at.checkbox(key="pipeline.confirm_restart").check().run()
     at = button(at, "Restart data collection").click().run()
     assert any("Restart failed" in e.value and "forestops datasource" in e.value for e in at.error)
 

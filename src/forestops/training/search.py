@@ -133,9 +133,16 @@ def starting_points(candidate: str, warm: Sequence[dict[str, Any]] = ()) -> list
     Only the names the search space suggests are kept (a champion's recorded
     parameters also hold the rounds it reached, which the search re-decides).
     """
+    points = usable_warm_points(candidate, warm)
+    defaults = {k: v for k, v in DEFAULT_PARAMS[candidate].items() if k in _suggest_names(candidate)}
+    return points if defaults in points else [*points, defaults]
+
+
+def usable_warm_points(candidate: str, warm: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The warm-start parameters that name every searched parameter, restricted to those, without repeats."""
     names = _suggest_names(candidate)
     points: list[dict[str, Any]] = []
-    for params in (*warm, DEFAULT_PARAMS[candidate]):
+    for params in warm:
         point = {k: v for k, v in params.items() if k in names}
         if len(point) == len(names) and point not in points:
             points.append(point)
@@ -181,6 +188,7 @@ def search(
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     points = starting_points(candidate, warm_start)
+    warm_started = bool(usable_warm_points(candidate, warm_start))  # the first trial is the given recipe
     for point in points:
         study.enqueue_trial(point, skip_if_exists=True)
     study.optimize(objective, timeout=budget.wall_cap_seconds, callbacks=[within_budget])
@@ -194,7 +202,7 @@ def search(
         cpu,
         elapsed,
         best.value,
-        " (warm-started)" if len(points) > 1 else "",
+        " (warm-started)" if warm_started else "",
     )
     return SearchResult(
         candidate=candidate,
@@ -203,7 +211,7 @@ def search(
         trials=len(study.trials),
         seconds=elapsed,
         cpu_seconds=cpu,
-        warm_started=len(points) > 1,
+        warm_started=warm_started,
         history=history,
     )
 
