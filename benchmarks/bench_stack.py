@@ -191,7 +191,7 @@ def main() -> None:
         FORESTOPS_DATA_PATH=str(SHARED_DATA),
         FORESTOPS_HOLDOUT_FRACTION=str(HOLDOUT_FRACTION),
     )
-    for name in ("DATASOURCE", "MLFLOW", "AIRFLOW", "INFERENCE", "UI"):
+    for name in ("DATASOURCE", "MLFLOW", "AIRFLOW", "INFERENCE", "UI", "PROMETHEUS"):
         env[f"FORESTOPS_{name}_PORT"] = str(free_port())
     ours = {k.removeprefix("FORESTOPS_").lower(): v for k, v in env.items() if k.startswith("FORESTOPS_")}
     settings = load_settings(**ours)

@@ -39,7 +39,7 @@ def start_bash(tmp_path: Path, name: str, script: str) -> supervise.ServiceRecor
 
 @pytest.mark.integration
 def test_busy_port_is_named_with_its_service_and_setting(tmp_path):
-    ports = {name: free_port() for name in ("DATASOURCE", "MLFLOW", "AIRFLOW", "INFERENCE", "UI")}
+    ports = {name: free_port() for name in ("DATASOURCE", "MLFLOW", "AIRFLOW", "INFERENCE", "UI", "PROMETHEUS")}
     env = clean_env(FORESTOPS_HOME=str(tmp_path / "home"), **{f"FORESTOPS_{k}_PORT": str(v) for k, v in ports.items()})
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", ports["MLFLOW"]))

@@ -78,7 +78,7 @@ def stack_env(tmp_path, mysql_server_url, database_factory, s3_endpoint) -> dict
         "FORESTOPS_MODEL_POLL_SECONDS": "2",
         "FORESTOPS_STACK_HEALTH_TIMEOUT": "300",
     }
-    for setting in ("DATASOURCE_PORT", "MLFLOW_PORT", "AIRFLOW_PORT", "INFERENCE_PORT", "UI_PORT"):
+    for setting in ("DATASOURCE_PORT", "MLFLOW_PORT", "AIRFLOW_PORT", "INFERENCE_PORT", "UI_PORT", "PROMETHEUS_PORT"):
         env[f"FORESTOPS_{setting}"] = str(free_port())
     # Nothing of the developer's own configuration may leak into the stack.
     for name in list(os.environ):

@@ -15,14 +15,18 @@ SHIFTED = (
 
 
 def shifted(rows: list[list[str]]) -> list[list[str]]:
-    """The same rows with five columns moved inside their domains (a covariate shift, labels unchanged)."""
+    """The same rows with five columns moved inside their domains (a covariate shift, labels unchanged).
+
+    Each column is squeezed towards its low end, which moves any distribution
+    (a mirror image would leave a symmetric one, such as generated data's, unchanged).
+    """
     index = {name: i for i, name in enumerate(schema.RAW_COLUMNS)}
     out = []
     for row in rows:
         row = list(row)
-        row[index["Elevation"]] = str(1850 + 3860 - int(row[index["Elevation"]]))
-        row[index["Aspect"]] = str((int(row[index["Aspect"]]) + 180) % 360)
-        row[index["Hillshade_9am"]] = str(255 - int(row[index["Hillshade_9am"]]))
+        row[index["Elevation"]] = str(1850 + (int(row[index["Elevation"]]) - 1850) // 2)
+        row[index["Aspect"]] = str(int(row[index["Aspect"]]) // 2)
+        row[index["Hillshade_9am"]] = str(int(row[index["Hillshade_9am"]]) // 2)
         row[index["Horizontal_Distance_To_Roadways"]] = str(int(row[index["Horizontal_Distance_To_Roadways"]]) // 4)
         fire = index["Horizontal_Distance_To_Fire_Points"]
         row[fire] = str(int(row[fire]) // 4)
