@@ -10,12 +10,10 @@ it stops what it started and raises ``StackError`` with what to do.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
 import secrets
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from pathlib import Path
 
 from forestops.errors import ForestopsError
 from forestops.local import airflow, mlflow_server, recorded, services, supervise
+from forestops.ports import port_in_use
 from forestops.private_files import write_private
 from forestops.settings import Settings
 
@@ -52,18 +51,6 @@ class UpResult:
     login: tuple[str, str]
     logs: Path
     seconds: float = 0.0
-
-
-def port_in_use(port: int, host: str = services.LOCALHOST) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                return True
-            raise
-    return False
 
 
 def check_ports(specs: list[services.ServiceSpec]) -> None:
