@@ -241,8 +241,11 @@ def test_the_state_survives_kill_9(tmp_path, rows):
         assert api.status(2)["batch_number"] == 1
         sent = time.time()
         answer = api.data(1)
-        window_over = sent >= datetime.fromisoformat(before["window_ends_at"]).timestamp()
-        assert answer["batch_number"] == (3 if window_over else 2)
+        answered = time.time()
+        window_ends = datetime.fromisoformat(before["window_ends_at"]).timestamp()
+        # The server reads its clock somewhere between sending and answering.
+        possible = {3} if sent >= window_ends else {2} if answered < window_ends else {2, 3}
+        assert answer["batch_number"] in possible
         assert {tuple(r) for r in answer["data"]} <= batch_of(rows, answer["batch_number"])
 
 
