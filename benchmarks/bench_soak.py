@@ -126,6 +126,7 @@ def sample(home: Path, started: float, phase: str) -> dict[str, object]:
         airflow_db_mb=round(sqlite_mb(home / "airflow" / "airflow.db"), 2),
         artefacts_mb=round(folder_mb(home / "mlartifacts"), 2),
         logs_mb=round(folder_mb(home / "logs") + folder_mb(home / "airflow" / "logs"), 2),
+        task_logs_mb=round(folder_mb(home / "logs" / "airflow-tasks"), 2),
         home_mb=round(folder_mb(home), 1),
         raw_rows=query(raw_db, "SELECT COUNT(*) FROM raw_rows"),
         fetch_log_rows=query(raw_db, "SELECT COUNT(*) FROM fetch_log"),
@@ -158,7 +159,7 @@ def plot(rows: list[dict[str, object]], png: Path, restarts: list[float]) -> Non
         memory.plot(minutes, [float(r[f"rss_mb_{name}"]) for r in rows], label=name)
     memory.set_ylabel("RSS (MiB)")
     memory.legend(loc="upper left", fontsize="small", ncol=3)
-    for key in ("raw_db_mb", "mlflow_db_mb", "airflow_db_mb", "artefacts_mb", "logs_mb"):
+    for key in ("raw_db_mb", "mlflow_db_mb", "airflow_db_mb", "artefacts_mb", "logs_mb", "task_logs_mb"):
         storage.plot(minutes, [float(r[key]) for r in rows], label=key.removesuffix("_mb"))
     storage.set_ylabel("size (MiB)")
     storage.legend(loc="upper left", fontsize="small", ncol=3)
@@ -211,6 +212,11 @@ def environment(home: Path, port_base: int | None) -> dict[str, str]:
         FORESTOPS_STACK_HEALTH_TIMEOUT=os.environ.get("FORESTOPS_STACK_HEALTH_TIMEOUT", "900"),
         AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="300",
         AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT="600",
+        # Retention at a pace one hour can show: every 10 minutes, task logs kept 15 minutes,
+        # service logs cut at 5 MB (defaults: hourly, 48 hours, 50 MB; the bound scales with them).
+        FORESTOPS_RETENTION_EVERY_MINUTES=os.environ.get("FORESTOPS_RETENTION_EVERY_MINUTES", "10"),
+        FORESTOPS_TASK_LOG_RETENTION_HOURS=os.environ.get("FORESTOPS_TASK_LOG_RETENTION_HOURS", "0.25"),
+        FORESTOPS_SERVICE_LOG_MAX_MB=os.environ.get("FORESTOPS_SERVICE_LOG_MAX_MB", "5"),
     )
     offsets = {"DATASOURCE": 90, "MLFLOW": 50, "INFERENCE": 80, "UI": 51, "AIRFLOW": 81}
     for name, offset in offsets.items():
@@ -294,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
             "airflow_db_mb",
             "artefacts_mb",
             "logs_mb",
+            "task_logs_mb",
             "fetch_log_rows",
             "fetch_log_complete",
             "model_versions",

@@ -1,11 +1,15 @@
 """covertype_retention: keep the registry and the artefact store bounded.
 
-Every hour, keep the FORESTOPS_RETENTION_KEEP_VERSIONS newest versions,
-every aliased one and every version the promotion history names within
+Every FORESTOPS_RETENTION_EVERY_MINUTES (an hour), keep the
+FORESTOPS_RETENTION_KEEP_VERSIONS newest versions, every aliased one and
+every version the promotion history names within
 FORESTOPS_RETENTION_HISTORY_DAYS; delete the others' versions, runs and
 logged models, garbage-collect them with MLflow's gc and check that their
-objects are gone from the artefact store.  Thin wiring only: the work is
-``forestops.training.retention.retention_step``.
+objects are gone from the artefact store.  Alongside, delete Airflow task
+logs older than FORESTOPS_TASK_LOG_RETENTION_HOURS and cut the local stack's
+service logs past FORESTOPS_SERVICE_LOG_MAX_MB.  Thin wiring only: the work
+is ``forestops.training.retention.retention_step`` and
+``forestops.ops.log_retention.log_retention_step``.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ import pendulum
 from airflow.sdk import dag, task
 
 from forestops import names
+from forestops.ops import log_retention
 from forestops.settings import get_settings
 from forestops.training import retention
 
 
 @dag(
     dag_id=names.DAG_RETENTION,
-    schedule=timedelta(hours=1),
+    schedule=timedelta(minutes=get_settings().retention_every_minutes),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -40,7 +45,12 @@ def covertype_retention():
     def apply_retention() -> dict:
         return retention.retention_step(get_settings())
 
+    @task
+    def prune_logs() -> dict:
+        return log_retention.log_retention_step(get_settings())
+
     apply_retention()
+    prune_logs()
 
 
 covertype_retention()

@@ -124,6 +124,15 @@ class Settings(BaseSettings):
     retention_history_days: float = Field(
         7.0, ge=0, description="Retention keeps every version the promotion history names within these days."
     )
+    retention_every_minutes: float = Field(
+        60.0, gt=0, description="Minutes between two runs of the retention DAG (versions, artefacts, logs)."
+    )
+    task_log_retention_hours: float = Field(
+        48.0, gt=0, description="Retention deletes Airflow task log files older than this."
+    )
+    service_log_max_mb: float = Field(
+        50.0, gt=0, description="Retention cuts a local stack service log past this size to its newest half."
+    )
     random_seed: int = 42
     training_candidates: str = Field(
         "lightgbm,hist_gradient_boosting,random_forest,baseline",
@@ -154,6 +163,14 @@ class Settings(BaseSettings):
     ui_host: str = Field("127.0.0.1", description="Interface the Streamlit UI binds (0.0.0.0 in a container).")
     ui_max_upload_mb: int = Field(
         16, ge=1, le=200, description="Largest CSV the UI accepts, in MB (100,000 rows, its row limit, are ~8 MB)."
+    )
+    ui_username: str = Field(
+        "admin", min_length=1, description="User name of the UI's sign-in (actions that change state need it)."
+    )
+    ui_password: SecretStr | None = Field(
+        None,
+        description="Password of the UI's sign-in. Unset: actions are refused, unless the UI binds a loopback "
+        "address (127.0.0.1), where they stay open to whoever uses this machine.",
     )
 
     # -- the local stack (`forestops stack`) ---------------------------------
@@ -221,6 +238,13 @@ class Settings(BaseSettings):
         if value is not None and "://" not in value:
             raise ValueError("must be a SQLAlchemy URL such as mysql+pymysql://user:password@host:3306")
         return value.rstrip("/") if value else value
+
+    @field_validator("ui_password")
+    @classmethod
+    def _no_empty_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty (unset it to switch the UI sign-in off)")
+        return value
 
     @model_validator(mode="after")
     def _check_group(self) -> Settings:

@@ -1,4 +1,4 @@
-"""The shadow and retention DAG files parse, wire one task each, and schedule as the settings say."""
+"""The shadow and retention DAG files parse, wire their tasks, and schedule as the settings say."""
 
 from __future__ import annotations
 
@@ -28,13 +28,14 @@ print("DAGS " + json.dumps(found))
 """
 
 
-def _parse(tmp_path, policy: str) -> dict:
+def _parse(tmp_path, policy: str, **extra: str) -> dict:
     env = {
         **os.environ,
         **airflow_env(tmp_path / policy),
         "FORESTOPS_HOME": str(tmp_path),
         "FORESTOPS_PROMOTION_POLICY": policy,
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",  # a loaded machine must not turn slowness into an error
+        **extra,
     }
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, str(DAGS_FOLDER)], env=env, capture_output=True, text=True, timeout=300, cwd=REPO
@@ -47,6 +48,11 @@ def _parse(tmp_path, policy: str) -> dict:
 def test_shadow_dag_is_scheduled_only_under_the_shadow_policy_and_retention_hourly(tmp_path):
     shadow_policy = _parse(tmp_path, "shadow")
     assert shadow_policy["covertype_shadow"] == {"tasks": ["settle"], "schedule": "0:02:00", "max_runs": 1}
-    assert shadow_policy["covertype_retention"] == {"tasks": ["apply_retention"], "schedule": "1:00:00", "max_runs": 1}
-    immediate = _parse(tmp_path, "immediate")
+    assert shadow_policy["covertype_retention"] == {
+        "tasks": ["apply_retention", "prune_logs"],
+        "schedule": "1:00:00",
+        "max_runs": 1,
+    }
+    immediate = _parse(tmp_path, "immediate", FORESTOPS_RETENTION_EVERY_MINUTES="10")
+    assert immediate["covertype_retention"]["schedule"] == "0:10:00"
     assert immediate["covertype_shadow"]["schedule"] == "None"

@@ -87,3 +87,42 @@ def test_retention_deletes_versions_runs_and_their_s3_objects(
         == []
     )
     engine.dispose()
+
+
+def test_the_retention_dag_also_prunes_old_task_logs_and_cuts_service_logs(
+    airflow_home, fresh_database_url, settings_for, tmp_path
+):
+    """Real Airflow (``dag.test()``): both tasks run; the log task works on the folder Airflow logs to."""
+    import os
+    import time
+
+    from forestops.ops.log_retention import CUT_MARK
+    from tests.support.airflow import run_dag_test
+    from tests.training.conftest import env_of
+
+    settings = settings_for(fresh_database_url)
+    task_logs = tmp_path / "task-logs"
+    old = task_logs / "dag_id=covertype_ingest" / "run_id=scheduled__old" / "task_id=fetch" / "attempt=1.log"
+    old.parent.mkdir(parents=True)
+    old.write_text("an old task log\n")
+    stamp = time.time() - 3 * 3600
+    os.utime(old, (stamp, stamp))
+    service_log = settings.home / "logs" / "scheduler.log"
+    service_log.parent.mkdir(parents=True)
+    service_log.write_text("".join(f"scheduler line {n}\n" for n in range(5000)))
+    env = {
+        **env_of(settings),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(task_logs),
+        "FORESTOPS_TASK_LOG_RETENTION_HOURS": "2",
+        "FORESTOPS_SERVICE_LOG_MAX_MB": "0.01",
+    }
+
+    result = run_dag_test(airflow_home, "covertype_retention", env)
+
+    assert result.succeeded and result.tasks == {"apply_retention": "success", "prune_logs": "success"}, result.output[
+        -6000:
+    ]
+    assert not old.exists() and not (task_logs / "dag_id=covertype_ingest").exists()
+    content = service_log.read_bytes()
+    assert content.startswith(CUT_MARK) and content.endswith(b"scheduler line 4999\n")
+    assert len(content) <= 0.01 * 2**20
