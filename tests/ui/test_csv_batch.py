@@ -93,3 +93,51 @@ def test_the_download_holds_inputs_and_predictions():
     lines = out.splitlines()
     assert lines[0] == ",".join([*schema.FEATURE_COLUMNS, "predicted_cover_type"])
     assert lines[2].endswith(",4")
+
+
+def test_the_valid_rows_of_a_file_with_bad_rows_are_kept_with_their_lines():
+    rows = data.generate_rows(6)
+    rows[1][schema.RAW_COLUMNS.index("Aspect")] = "north"
+    rows[4] = rows[4][:5]
+    parsed = parse_csv(csv_bytes(rows))
+    assert isinstance(parsed, CsvRejected)
+    assert parsed.valid is not None and parsed.bad_lines == 2
+    assert parsed.valid.lines == [2, 4, 5, 7]
+    assert parsed.valid.labels == [int(rows[i][-1]) for i in (0, 2, 3, 5)]
+    assert parsed.valid.records[1] == schema.normalise_features(
+        dict(zip(schema.FEATURE_COLUMNS, rows[2][:12], strict=True))
+    )
+    assert parsed.summary.startswith("2 of 6 rows have problems")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        csv_bytes(data.generate_rows(3), header=["Elevaton", *schema.RAW_COLUMNS[1:]]),  # the header
+        csv_bytes(data.generate_rows(3)) + b"1," + b"9" * 200_000 + b"\n",  # unreadable: the rest is unknown
+    ],
+    ids=["bad header", "unreadable"],
+)
+def test_a_problem_with_the_file_itself_keeps_no_rows(content):
+    parsed = parse_csv(content)
+    assert isinstance(parsed, CsvRejected)
+    assert parsed.valid is None and parsed.summary.startswith("The file was not accepted")
+
+
+def test_a_file_whose_every_row_is_bad_offers_nothing():
+    rows = data.generate_rows(2)
+    for row in rows:
+        row[0] = "high"
+    parsed = parse_csv(csv_bytes(rows))
+    assert isinstance(parsed, CsvRejected) and parsed.valid is None
+
+
+def test_the_download_of_a_partial_batch_starts_with_the_line_numbers():
+    rows = data.generate_rows(3)
+    rows[1][0] = "high"
+    parsed = parse_csv(csv_bytes(rows))
+    assert isinstance(parsed, CsvRejected) and parsed.valid is not None
+    batch = parsed.valid
+    out = predictions_csv(batch.records, [{"predicted_cover_type": 2}] * 2, batch.lines).decode().splitlines()
+    assert out[0] == ",".join(["line", *schema.FEATURE_COLUMNS, "predicted_cover_type"])
+    assert [line.split(",")[0] for line in out[1:]] == ["2", "4"]
