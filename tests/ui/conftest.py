@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import data
 from tests.ui import services
-from tests.ui.helpers import NOTHING_LISTENS
+from tests.ui.helpers import NOTHING_LISTENS, UI_PASSWORD, UI_USER
 
 
 @pytest.fixture(scope="session")
@@ -59,17 +59,26 @@ def ui_airflow(session_dir: Path) -> Iterator[services.AirflowApi]:
 
 @pytest.fixture
 def ui_env(monkeypatch, tmp_path) -> Callable[..., None]:
-    """Point the app at given services; anything not given points where nothing listens."""
+    """Point the app at given services; anything not given points where nothing listens.
 
-    def configure(**settings: str) -> None:
+    The UI's sign-in is configured as in a deployment (``UI_USER`` / ``UI_PASSWORD``, see
+    ``helpers.sign_in``); ``ui_password=None`` leaves the password unset.
+    """
+
+    def configure(**settings: str | None) -> None:
         defaults = {
             "datasource_url": NOTHING_LISTENS,
             "inference_url": NOTHING_LISTENS,
             "mlflow_tracking_uri": NOTHING_LISTENS,
             "airflow_url": NOTHING_LISTENS,
+            "ui_username": UI_USER,
+            "ui_password": UI_PASSWORD,
         }
         for name, value in {**defaults, **settings}.items():
-            monkeypatch.setenv(f"FORESTOPS_{name.upper()}", value)
+            if value is None:
+                monkeypatch.delenv(f"FORESTOPS_{name.upper()}", raising=False)
+            else:
+                monkeypatch.setenv(f"FORESTOPS_{name.upper()}", value)
         monkeypatch.setenv("FORESTOPS_HOME", str(tmp_path / "home"))
 
     return configure

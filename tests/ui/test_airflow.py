@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from forestops.ui import views
-from tests.ui.helpers import button, page, shown
+from tests.ui.helpers import button, page, shown, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def api_get(ui_airflow, path: str) -> dict:
 
 def test_trigger_a_dag_and_see_its_run(ui_env, ui_airflow):
     ui_env(**airflow_settings(ui_airflow))
-    at = page("pipeline").run()
+    at = sign_in(page("pipeline").run())
     assert not [e.value for e in at.error if e.value.startswith("**Airflow")]
     at = button(at, "Trigger covertype_ingest").click().run()
     assert not at.exception
@@ -47,7 +47,7 @@ def test_trigger_a_dag_and_see_its_run(ui_env, ui_airflow):
 
 def test_the_console_shows_the_trigger_request_without_the_token(ui_env, ui_airflow):
     ui_env(**airflow_settings(ui_airflow))
-    at = page("console").run()
+    at = sign_in(page("console").run())
     at.selectbox(key="console.dag").select("covertype_train")
     at.text_area(key="console.conf").set_value('{"reason": "ui test"}')
     at = button(at, "Send POST dagRuns").click().run()

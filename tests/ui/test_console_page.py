@@ -2,14 +2,14 @@
 
 import pytest
 
-from tests.ui.helpers import button, page, shown
+from tests.ui.helpers import button, page, shown, sign_in
 
 pytestmark = pytest.mark.integration
 
 
 def test_fetch_a_portion_and_preview_it(ui_env, ui_data_api):
     ui_env(datasource_url=ui_data_api)
-    at = page("console").run()
+    at = sign_in(page("console").run())
     at.number_input(key="console.group").set_value(4)
     at = button(at, "Send GET /data").click().run()
     assert not at.exception
@@ -36,7 +36,7 @@ def test_a_prediction_request_and_a_client_mistake(ui_env, ui_inference):
 
 def test_triggering_a_dag_shows_the_error_it_got(ui_env):
     ui_env()
-    at = page("console").run()
+    at = sign_in(page("console").run())
     at = button(at, "Send POST dagRuns").click().run()
     assert not at.exception
     assert any("Airflow" in e.value and "/auth/token" in e.value for e in at.error)

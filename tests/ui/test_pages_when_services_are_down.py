@@ -3,7 +3,7 @@
 import pytest
 
 from forestops.ui import views
-from tests.ui.helpers import button, page, shown
+from tests.ui.helpers import button, page, shown, sign_in
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +45,7 @@ def test_pipeline_names_each_missing_source_once(ui_env):
 
 def test_pipeline_actions_report_the_error_they_got(ui_env):
     ui_env()
-    at = page("pipeline").run()
+    at = sign_in(page("pipeline").run())
     at = button(at, "Trigger covertype_ingest").click().run()
     assert any("Triggering covertype_ingest failed" in e.value for e in at.error)
     at.checkbox(key="pipeline.confirm_restart").check().run()

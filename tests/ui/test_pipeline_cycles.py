@@ -68,11 +68,11 @@ def test_the_page_says_all_batches_collected_instead_of_a_none_row(ui_env, two_c
 
 @pytest.mark.integration
 def test_a_forced_training_run_and_the_run_it_is_queued_behind(ui_env, ui_airflow):
-    from tests.ui.helpers import button
+    from tests.ui.helpers import button, sign_in
     from tests.ui.test_airflow import airflow_settings, api_get
 
     ui_env(**airflow_settings(ui_airflow))
-    at = page("pipeline").run()
+    at = sign_in(page("pipeline").run())
     at.checkbox(key="pipeline.force_train").check().run()
     at = button(at, "Trigger covertype_train").click().run()
     assert not at.exception

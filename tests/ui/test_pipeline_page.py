@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tests.ui.helpers import button, page, shown
+from tests.ui.helpers import button, page, shown, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def test_restart_resets_the_group_at_the_data_api(ui_env, ui_data_api):
     group = 3
     ui_env(datasource_url=ui_data_api, group_number=str(group))
     assert httpx.get(f"{ui_data_api}/data", params={"group_number": group}).status_code == 200
-    at = page("pipeline").run()
+    at = sign_in(page("pipeline").run())
     assert {m.label: m.value for m in at.metric}["Current batch"].startswith("1 of")
     assert "No fetch of group 3 has been logged yet" not in shown(at)  # no database: an error instead
     at.checkbox(key="pipeline.confirm_restart").check().run()

@@ -5,7 +5,7 @@ import pytest
 
 from forestops.storage.db import ensure_schema, make_engine
 from forestops.training import history, promotion
-from tests.ui.helpers import page, shown
+from tests.ui.helpers import UI_USER, page, shown, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +32,12 @@ def test_rollback_and_promote_are_confirmed_recorded_and_the_confirmation_resets
     shown_history = at.dataframe[1].value
     assert list(shown_history["action"]) == ["manual_promote", "manual_promote"]
 
+    # Signed out: the history shows, but no control is drawn (a click cannot arrive), and the page says why.
+    assert not [b for b in at.button if b.key in ("release_rollback", "release_promote")]
+    assert any("Sign in (in the sidebar)" in i.value for i in at.info)
+    assert _champion(client, name) == v2
+    at = sign_in(at)
+
     # The first click only arms the rollback: nothing moves until it is confirmed.
     rollback = at.button(key="release_rollback")
     assert rollback.label == f"Roll back to v{v1}"
@@ -55,7 +61,7 @@ def test_rollback_and_promote_are_confirmed_recorded_and_the_confirmation_resets
         rows = history.entries(connection, name)
     engine.dispose()
     assert [(r["action"], r["from_version"], r["to_version"], r["actor"]) for r in rows[:2]] == [
-        ("manual_promote", v1, v2, "ui:anonymous"),
-        ("rollback", v2, v1, "ui:anonymous"),
+        ("manual_promote", v1, v2, f"ui:{UI_USER}"),
+        ("rollback", v2, v1, f"ui:{UI_USER}"),
     ]
     assert len(rows) == 4  # one row per move

@@ -8,10 +8,11 @@ same history rows as the CLI and the training DAG), with the signed-in UI
 user as the actor.  The inference service picks the new champion up on its
 next poll of the alias.
 
-Access: the actions need a signed-in user when the UI has a login
-(``signed_in_user``); the UI login is being added separately, and until a
-deployment configures one the actions are open like the rest of the UI
-(the Pipeline page's triggers), recorded as ``ui:anonymous``.
+Access: the actions need a user signed in through the UI's login
+(``forestops.ui.auth``), recorded as ``ui:<user>``.  Without a password
+(``FORESTOPS_UI_PASSWORD``) they are refused with a message naming it, except
+when the UI binds a loopback address, where they stay open and are recorded
+as ``ui:anonymous``.  "Confirm" is only drawn, and only acted on, while the access holds.
 """
 
 from __future__ import annotations
@@ -22,26 +23,11 @@ import pandas as pd
 import streamlit as st
 
 from forestops.settings import Settings
+from forestops.ui import auth
 
 ARMED = "forestops_release_armed"  # session key: the action waiting for its confirmation
 DONE = "forestops_release_done"  # session key: the outcome to show after the rerun
 HISTORY_ROWS = 50
-
-
-def signed_in_user() -> tuple[bool, str | None]:
-    """(actions allowed, user name) from the UI login, when the UI has one.
-
-    The seam for the UI login: a ``forestops.ui.auth`` module with
-    ``current_user()`` (None when nobody is signed in) and ``login_required()``.
-    Without it, actions are open and the actor is anonymous.
-    """
-    try:
-        from forestops.ui import auth  # type: ignore[attr-defined]
-    except ImportError:
-        return True, None
-    user = auth.current_user() if hasattr(auth, "current_user") else None
-    required = auth.login_required() if hasattr(auth, "login_required") else True
-    return (user is not None or not required), user
 
 
 def _engine(settings: Settings):
@@ -130,12 +116,13 @@ def show_history(settings: Settings) -> None:
 def show_controls(settings: Settings, versions: list, champion) -> None:
     """Rollback and promote, each behind a confirmation that resets after use."""
     st.subheader("Change the champion")
-    allowed, user = signed_in_user()
+    access = auth.access(settings)
     done = st.session_state.pop(DONE, None)
     if done is not None:
         (st.success if done[0] else st.error)(done[1])
-    if not allowed:
-        st.info("Sign in to roll back or promote a version.")
+    if not access.allowed:
+        st.session_state.pop(ARMED, None)  # signed out meanwhile: an armed action is dropped, never kept
+        st.info(access.refusal, icon=":material/lock:")
         return
     champion_version = champion.version if champion else None
     target = rollback_target(settings, champion_version, champion.tags if champion else {})
@@ -162,7 +149,7 @@ def show_controls(settings: Settings, versions: list, champion) -> None:
     if confirm.button("Confirm", key="release_confirm", type="primary"):
         st.session_state.pop(ARMED, None)  # reset before running: one confirmation, one action
         try:
-            st.session_state[DONE] = (True, _run(settings, armed, user))
+            st.session_state[DONE] = (True, _run(settings, armed, access.user))
         except Exception as error:
             st.session_state[DONE] = (False, f"Not done: {error}")
         st.rerun()

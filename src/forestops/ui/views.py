@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from forestops.ui import auth
 from forestops.ui.clients.http import Exchange, ServiceError
 from forestops.ui.context import Services, services_or_error
 
@@ -25,6 +26,7 @@ def page(title: str, icon: str) -> Services:
     if not isinstance(services, Services):
         st.error(f"The configuration is invalid, so the app cannot reach the services.\n\n```\n{services}\n```")
         st.stop()
+    auth.sidebar(services.settings)
     return services
 
 

@@ -6,11 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from forestops import schema
-from forestops.ui import views
+from forestops.ui import auth, views
 from forestops.ui.clients.airflow import PIPELINE_DAGS
 
 services = views.page("API console", ":material/terminal:")
 settings = services.settings
+access = auth.access(settings)
 data_tab, predict_tab, airflow_tab = st.tabs(
     ["Data API: fetch a portion", "Inference API: predict", "Airflow: trigger a DAG"]
 )
@@ -21,8 +22,14 @@ with data_tab:
         "starts batch 1, like a collection run would."
     )
     group = st.number_input("group_number", min_value=1, value=settings.group_number, step=1, key="console.group")
-    if st.button("Send GET /data", key="console.fetch"):
-        st.session_state["console.fetch.result"] = services.datasource.fetch_exchange(int(group))
+    if not access.allowed:
+        st.info(access.refusal, icon=":material/lock:")
+    # Checked on the click too: a click can arrive for a button drawn disabled.
+    if st.button("Send GET /data", key="console.fetch", disabled=not access.allowed):
+        if access.allowed:
+            st.session_state["console.fetch.result"] = services.datasource.fetch_exchange(int(group))
+        else:
+            st.error(f"Not sent: {access.refusal}")
     record = st.session_state.get("console.fetch.result")
     if record is not None:
         views.show_exchange(record)
@@ -55,7 +62,12 @@ with airflow_tab:
     )
     dag_id = st.selectbox("DAG", PIPELINE_DAGS, key="console.dag")
     conf_text = st.text_area("conf (JSON object)", value="{}", key="console.conf")
-    if st.button("Send POST dagRuns", key="console.trigger"):
+    if not access.allowed:
+        st.info(access.refusal, icon=":material/lock:")
+    clicked = st.button("Send POST dagRuns", key="console.trigger", disabled=not access.allowed)
+    if clicked and not access.allowed:
+        st.error(f"Not sent: {access.refusal}")
+    elif clicked:
         try:
             conf = json.loads(conf_text)
             if not isinstance(conf, dict):

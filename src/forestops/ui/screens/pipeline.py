@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from forestops.names import DAG_TRAIN
-from forestops.ui import views
+from forestops.ui import auth, views
 from forestops.ui.clients import collection
 from forestops.ui.clients.airflow import PIPELINE_DAGS
 from forestops.ui.clients.http import ServiceError
@@ -17,6 +17,17 @@ st.button("Refresh")
 # -- actions first, so their outcome shows above what they changed ------------
 st.subheader("Actions")
 CONFIRM_KEY = "pipeline.confirm_restart"
+access = auth.access(settings)
+if not access.allowed:
+    st.info(access.refusal, icon=":material/lock:")
+
+
+def _refused() -> bool:
+    """Checked again when an action runs (a click can arrive for a button drawn disabled); True: refused."""
+    now = auth.access(settings)
+    if not now.allowed:
+        views.remember("pipeline.action", ("error", f"Not done: {now.refusal}"))
+    return not now.allowed
 
 
 def _queued_note(dag_id: str, run_id: str | None) -> str:
@@ -32,6 +43,8 @@ def _queued_note(dag_id: str, run_id: str | None) -> str:
 
 
 def _trigger(dag_id: str, conf: dict | None = None) -> None:
+    if _refused():
+        return
     result = services.airflow.trigger(dag_id, conf)
     if isinstance(result, ServiceError):
         views.remember("pipeline.action", ("error", f"Triggering {dag_id} failed: {result.problem}. {result.advice}"))
@@ -47,6 +60,8 @@ def _trigger(dag_id: str, conf: dict | None = None) -> None:
 def _restart() -> None:
     """Runs as the button's callback, so the confirmation can be unticked before the page draws again."""
     st.session_state[CONFIRM_KEY] = False
+    if _refused():
+        return
     result = services.datasource.restart(group)
     if isinstance(result, ServiceError):
         views.remember("pipeline.action", ("error", f"Restart failed: {result.problem}. {result.advice}"))
@@ -65,12 +80,14 @@ buttons = st.columns(3)
 for column, dag_id in zip(buttons, PIPELINE_DAGS, strict=False):
     if dag_id == DAG_TRAIN:
         force = column.checkbox("Force (train even without enough new rows)", key="pipeline.force_train")
-        if column.button(f"Trigger {dag_id}", key=f"trigger.{dag_id}"):
+        if column.button(f"Trigger {dag_id}", key=f"trigger.{dag_id}", disabled=not access.allowed):
             _trigger(dag_id, {"force": True} if force else None)
-    elif column.button(f"Trigger {dag_id}", key=f"trigger.{dag_id}"):
+    elif column.button(f"Trigger {dag_id}", key=f"trigger.{dag_id}", disabled=not access.allowed):
         _trigger(dag_id)
-confirm = buttons[2].checkbox(f"Confirm: restart group {group} from batch 1", key=CONFIRM_KEY)
-buttons[2].button("Restart data collection", disabled=not confirm, on_click=_restart)
+confirm = buttons[2].checkbox(
+    f"Confirm: restart group {group} from batch 1", key=CONFIRM_KEY, disabled=not access.allowed
+)
+buttons[2].button("Restart data collection", disabled=not (confirm and access.allowed), on_click=_restart)
 views.show_remembered("pipeline.action")
 
 # -- the data API's clock -------------------------------------------------------
