@@ -9,7 +9,7 @@ import time
 
 import typer
 
-from forestops.local import demo, previous, stack, supervise
+from forestops.local import demo, previous, services, stack, supervise
 from forestops.logs import setup_logging
 from forestops.settings import load_settings
 
@@ -23,7 +23,7 @@ def run_up(use_demo: bool) -> int:
     settings = load_settings()
     state = supervise.StackState.load(stack.Paths.of(settings).state)
     if state.alive():
-        return _report_running(state)
+        return _report_running(state, settings)
     typer.echo(f"starting the local stack under {settings.home.resolve()} (logs in {settings.home.resolve()}/logs)")
     for line in previous.describe(previous.inspect(settings), settings):
         typer.secho(line, fg=typer.colors.YELLOW)
@@ -36,6 +36,7 @@ def run_up(use_demo: bool) -> int:
     for title, url in result.urls.items():
         typer.echo(f"  {title:<26} {url}")
     typer.echo(f"  Airflow login              {result.login[0]} / {result.login[1]}")
+    typer.echo(f"  UI sign-in                 {ui_sign_in_line(*result.ui_login)}")
     typer.echo(f"  logs                       {result.logs}")
     typer.echo(f"  collection                 {collection_line(settings)}")
     if not shutil.which("prometheus"):
@@ -45,6 +46,11 @@ def run_up(use_demo: bool) -> int:
         )
     typer.echo("stop it with `make down` (forestops stack down); `make status` shows each service")
     return 0
+
+
+def ui_sign_in_line(username: str, where: str) -> str:
+    """Where the UI's password is, never the password itself."""
+    return f"{username} / password in {where}" + (" (the setting)" if where.startswith("FORESTOPS_") else "")
 
 
 def collection_line(settings) -> str:
@@ -59,7 +65,7 @@ def collection_line(settings) -> str:
     )
 
 
-def _report_running(state: supervise.StackState) -> int:
+def _report_running(state: supervise.StackState, settings) -> int:
     """``up`` on a running stack: its URLs (exit 0), or what to do when only part of it runs (exit 1)."""
     alive = state.alive()
     exited = [name for name in state.services if name not in alive]
@@ -76,6 +82,8 @@ def _report_running(state: supervise.StackState) -> int:
     for name, record in state.services.items():
         if record.url:
             typer.echo(f"  {name:<26} {record.url}")
+    where = "FORESTOPS_UI_PASSWORD" if settings.ui_password is not None else str(services.ui_password_path(settings))
+    typer.echo(f"  {'UI sign-in':<26} {ui_sign_in_line(settings.ui_username, where)}")
     typer.echo("`make status` shows each service; `make down` stops it")
     return 0
 

@@ -8,7 +8,9 @@ tasks, the inference API and the UI all find each other.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import secrets
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -17,9 +19,11 @@ from pathlib import Path
 import httpx
 
 from forestops.local import airflow, mlflow_server
+from forestops.private_files import write_private
 from forestops.settings import Settings
 
 LOCALHOST = "127.0.0.1"
+UI_PASSWORD_FILE = "ui-password"  # under FORESTOPS_HOME: the UI's generated sign-in password
 
 
 @dataclass(frozen=True)
@@ -90,8 +94,33 @@ def shared_environment(settings: Settings, setup: airflow.AirflowSetup | None, r
     return values
 
 
-def plan(settings: Settings, setup: airflow.AirflowSetup) -> list[ServiceSpec]:
-    """The services to start, in start order."""
+@dataclass(frozen=True)
+class UiLogin:
+    """The UI's sign-in for the local stack, and where a person finds its password (never the password)."""
+
+    username: str
+    password: str = field(repr=False)
+    where: str
+
+
+def ui_password_path(settings: Settings) -> Path:
+    return settings.home.resolve() / UI_PASSWORD_FILE
+
+
+def ui_login(settings: Settings) -> UiLogin:
+    """``FORESTOPS_UI_PASSWORD`` when set, else a password generated once into a 0600 file and kept there."""
+    if settings.ui_password is not None:
+        return UiLogin(settings.ui_username, settings.ui_password.get_secret_value(), "FORESTOPS_UI_PASSWORD")
+    path = ui_password_path(settings)
+    password = path.read_text().strip() if path.exists() else ""
+    if not password:
+        password = secrets.token_urlsafe(16)
+        write_private(path, password + "\n")
+    return UiLogin(settings.ui_username, password, str(path))
+
+
+def plan(settings: Settings, setup: airflow.AirflowSetup, ui_password: str | None = None) -> list[ServiceSpec]:
+    """The services to start, in start order; ``ui_password`` goes to the UI process only."""
     forestops = forestops_executable()
     airflow_url = url_of(settings.airflow_port)
     airflow_health = airflow_url + "/api/v2/monitor/health"
@@ -143,6 +172,8 @@ def plan(settings: Settings, setup: airflow.AirflowSetup) -> list[ServiceSpec]:
         )
     add_forestops("inference", "inference API", "inference", settings.inference_port, "/health", "INFERENCE_PORT")
     add_forestops("ui", "Streamlit UI", "ui", settings.ui_port, "/_stcore/health", "UI_PORT")
+    if ui_password is not None:
+        specs[-1] = dataclasses.replace(specs[-1], env={"FORESTOPS_UI_PASSWORD": ui_password})
     prometheus = prometheus_spec(settings)
     if prometheus is not None:
         specs.append(prometheus)

@@ -50,6 +50,7 @@ class UpResult:
     urls: dict[str, str]
     login: tuple[str, str]
     logs: Path
+    ui_login: tuple[str, str] = ("", "")  # user name, where its password is (a file or the setting)
     seconds: float = 0.0
 
 
@@ -205,7 +206,8 @@ def up(settings: Settings) -> UpResult:
     check_dependencies()
     paths.logs.mkdir(parents=True, exist_ok=True)
     setup = airflow.prepare(settings, paths.logs)
-    specs = services.plan(settings, setup)
+    ui_login = services.ui_login(settings)
+    specs = services.plan(settings, setup, ui_password=ui_login.password)
     check_ports(specs)
 
     raw = raw_database(settings, paths.home)
@@ -252,6 +254,7 @@ def up(settings: Settings) -> UpResult:
         mode=state.mode,
         urls=urls,
         login=(airflow.ADMIN_USER, setup.password),
+        ui_login=(ui_login.username, ui_login.where),
         logs=paths.logs,
         seconds=time.monotonic() - started,
     )
