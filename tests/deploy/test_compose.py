@@ -423,6 +423,20 @@ def test_the_ui_acts_in_airflow_as_its_own_least_privileged_user(celery_model) -
     assert users["forestops_ui"] == "user"  # SimpleAuthManager's least role that may trigger DAG runs
 
 
+def test_the_ui_has_its_own_sign_in_password_that_no_other_service_holds(celery_model, env_values) -> None:
+    password = env_values["FORESTOPS_UI_PASSWORD"]
+    assert len(password) >= 24 and env_values["FORESTOPS_UI_USERNAME"] == "admin"
+    ui = compose.environment(celery_model["services"]["ui"])
+    assert ui["FORESTOPS_UI_PASSWORD"] == password and ui["FORESTOPS_UI_USERNAME"] == "admin"
+    assert ui["FORESTOPS_UI_HOST"] == "0.0.0.0"  # a network bind: without the password, actions are refused
+    holders = {
+        name for name, service in celery_model["services"].items() if password in compose.environment(service).values()
+    }
+    assert holders == {"ui"}, holders
+    others = {k: v for k, v in env_values.items() if k != "FORESTOPS_UI_PASSWORD"}
+    assert password not in others.values()
+
+
 def test_task_files_live_on_one_volume_shared_by_every_airflow_container(celery_model) -> None:
     services = celery_model["services"]
     for name in AIRFLOW | {"airflow-worker"}:
