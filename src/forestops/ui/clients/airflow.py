@@ -12,6 +12,15 @@ from forestops.ui.clients.http import Exchange, ServiceError, exchange
 
 SERVICE = "Airflow"
 PIPELINE_DAGS = (names.DAG_INGEST, names.DAG_TRAIN)
+# Airflow answered, but not to us: credentials missing or wrong (not "down").
+LOGIN_REFUSED_STATUSES = (401, 403)
+LOGIN_REFUSED = "login refused"
+
+
+def login_refused(error: ServiceError) -> bool:
+    """True when Airflow answered and refused the UI's credentials (it is up; the login is the problem)."""
+    return error.service == SERVICE and error.problem.startswith(LOGIN_REFUSED)
+
 
 # Tokens are valid for a while (24 h by default); keeping one per (url, user, password) saves a login
 # per page view, and a changed password is never masked by the token of the old one.
@@ -35,10 +44,23 @@ class AirflowClient:
 
     @property
     def login_advice(self) -> str:
+        """Which settings hold the UI's Airflow credentials (never their values)."""
+        if self.password is None:
+            return (
+                "The UI has no Airflow password: set FORESTOPS_AIRFLOW_PASSWORD (and FORESTOPS_AIRFLOW_USERNAME, "
+                f"now {self.username!r}) to an Airflow user allowed to read and trigger DAGs. `make demo` sets "
+                "them for the UI it starts; a `forestops ui` started by hand needs them in its environment."
+            )
         return (
-            "Set FORESTOPS_AIRFLOW_USERNAME / FORESTOPS_AIRFLOW_PASSWORD to an Airflow user allowed to read and "
-            "trigger DAGs."
+            f"Airflow refused user {self.username!r} with the password in FORESTOPS_AIRFLOW_PASSWORD: check "
+            "FORESTOPS_AIRFLOW_USERNAME / FORESTOPS_AIRFLOW_PASSWORD (an Airflow user allowed to read and trigger "
+            "DAGs)."
         )
+
+    def refused(self, record: Exchange) -> ServiceError:
+        """Airflow answered but refused the login (or the token): "login refused", not "down"."""
+        error = record.error(self.login_advice)
+        return ServiceError(SERVICE, f"{LOGIN_REFUSED}: {error.problem}", self.login_advice, record.status_code)
 
     # -- authentication ------------------------------------------------------
     def login_exchange(self) -> Exchange:
@@ -58,8 +80,7 @@ class AirflowClient:
         if record.transport_error is not None or (record.status_code or 0) >= 500:
             return record.error(self.advice)
         if not record.ok:
-            error = record.error(self.login_advice)
-            return ServiceError(SERVICE, f"login refused: {error.problem}", self.login_advice, record.status_code)
+            return self.refused(record)
         token = record.response_body.get("access_token") if isinstance(record.response_body, dict) else None
         if not token:
             return ServiceError(SERVICE, f"{record.url} returned no access_token", self.advice)
@@ -95,13 +116,16 @@ class AirflowClient:
                 "Airflow does not know this DAG: check that the dags folder holds the project's DAGs and "
                 "that the DAG processor has parsed them."
             )
-        if record.status_code in (401, 403):
-            return record.error(self.login_advice)
+        if record.status_code in LOGIN_REFUSED_STATUSES:
+            return self.refused(record)
         return record.error(self.advice)
 
     # -- reads ---------------------------------------------------------------
     def health(self) -> dict[str, Any] | ServiceError:
-        """``/api/v2/monitor/health``: needs no login, so it tells "down" from "cannot log in"."""
+        """``/api/v2/monitor/health``: needs no login, so it tells "down" from "cannot log in".
+
+        Behind a proxy that asks for a login it answers 401/403: that is "login refused" too.
+        """
         record = exchange(SERVICE, "GET", f"{self.base_url}/api/v2/monitor/health", timeout=self.timeout)
         return self._json(record)
 

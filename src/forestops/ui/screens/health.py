@@ -4,7 +4,11 @@ import streamlit as st
 
 from forestops.ui import views
 from forestops.ui.clients import collection
+from forestops.ui.clients.airflow import login_refused
 from forestops.ui.clients.http import ServiceError
+
+# Airflow answered but refused the UI's credentials: it is up, so not "down".
+LOGIN_REFUSED = ":orange-badge[:material/lock: login refused]"
 
 services = views.page("Health", ":material/monitor_heart:")
 settings = services.settings
@@ -14,7 +18,8 @@ st.button("Check again")
 def report(name: str, url: str, outcome, detail: str = "") -> None:
     with st.container(border=True):
         if isinstance(outcome, ServiceError):
-            st.markdown(f"{views.DOWN} **{name}** · `{url}`")
+            badge = LOGIN_REFUSED if login_refused(outcome) else views.DOWN
+            st.markdown(f"{badge} **{name}** · `{url}`")
             st.error(f"{outcome.problem}\n\nWhat to do: {outcome.advice}")
         else:
             st.markdown(f"{views.UP} **{name}** · `{url}`")
