@@ -9,7 +9,7 @@ objects are gone from the artefact store.  Alongside, delete Airflow task
 logs older than FORESTOPS_TASK_LOG_RETENTION_HOURS and cut the local stack's
 service logs past FORESTOPS_SERVICE_LOG_MAX_MB.  Thin wiring only: the work
 is ``forestops.training.retention.retention_step`` and
-``forestops.ops.log_retention.log_retention_step``.
+``forestops.log_retention.log_retention_step``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, task
 
-from forestops import names
-from forestops.ops import log_retention
+from forestops import log_retention, names
 from forestops.settings import get_settings
 from forestops.training import retention
 

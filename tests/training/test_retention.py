@@ -96,7 +96,7 @@ def test_the_retention_dag_also_prunes_old_task_logs_and_cuts_service_logs(
     import os
     import time
 
-    from forestops.ops.log_retention import CUT_MARK
+    from forestops.log_retention import CUT_MARK
     from tests.support.airflow import run_dag_test
     from tests.training.conftest import env_of
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from forestops.ops import log_retention
+from forestops import log_retention
 from forestops.settings import load_settings
 
 
@@ -80,7 +80,7 @@ def test_a_service_log_written_meanwhile_is_cut_to_its_newest_part_and_writing_g
 
 def test_the_task_log_folder_is_the_one_airflow_is_configured_with(tmp_path):
     folder = tmp_path / "task-logs"
-    code = "from forestops.ops.log_retention import airflow_task_log_folder; print(airflow_task_log_folder())"
+    code = "from forestops.log_retention import airflow_task_log_folder; print(airflow_task_log_folder())"
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(folder)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
