@@ -86,6 +86,20 @@ def record(connection: sa.Connection, model_name: str, change: AliasChange) -> N
     )
 
 
+def move_alias(connection: sa.Connection, client, model_name: str, change: AliasChange) -> None:
+    """Record ``change``, then make it in the registry: the one way forestops moves an alias.
+
+    The row is written first, in the caller's transaction under the
+    promotion lock: if the registry call fails, the transaction rolls the
+    row back, so the history never shows a move that did not happen.
+    """
+    record(connection, model_name, change)
+    if change.to_version is None:
+        client.delete_registered_model_alias(model_name, change.alias)
+    else:
+        client.set_registered_model_alias(model_name, change.alias, change.to_version)
+
+
 def entries(connection: sa.Connection, model_name: str, limit: int | None = 200) -> list[dict[str, Any]]:
     """The model's alias changes, newest first, as plain dicts (``changed_at`` in UTC)."""
     query = sa.select(alias_history).where(alias_history.c.model_name == model_name).order_by(alias_history.c.id.desc())

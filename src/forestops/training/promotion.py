@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -38,6 +38,7 @@ from forestops.names import (
     TAG_PRIMARY_METRIC,
 )
 from forestops.training import history
+from forestops.training.registry import set_version_tags
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +147,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _tag(client, model_name: str, version: str, tags: Mapping[str, object]) -> None:
-    for key, value in tags.items():
-        client.set_model_version_tag(model_name, version, key, "" if value is None else str(value))
-
-
 def choose(
     candidate_score: float, champion_score: float | None, margin: float, policy: str = POLICY_IMMEDIATE
 ) -> tuple[str, str | None]:
@@ -229,11 +225,12 @@ def decide(
             tags[TAG_PREVIOUS_CHAMPION] = champion
         if decision == DECISION_SHADOW:
             tags[TAG_SHADOWED_AGAINST] = champion
-        _tag(client, model_name, version, tags)
+        set_version_tags(client, model_name, version, tags)
         if alias is not None:
             holder = champion if alias == CHAMPION else _alias_version(client, model_name, alias)
-            history.record(
+            history.move_alias(
                 connection,
+                client,
                 model_name,
                 history.AliasChange(
                     alias=alias,
@@ -247,7 +244,6 @@ def decide(
                     reason=_reason(decision, metric, candidate_score, champion, champion_score, margin),
                 ),
             )
-            client.set_registered_model_alias(model_name, alias, version)
     log.info(
         "%s version %s: %s (%s %.4f vs champion %s %s)",
         model_name,
@@ -308,8 +304,9 @@ def _replay_recorded_decision(
         moved = (CHALLENGER, None)
     if moved is not None:
         alias, holder = moved
-        history.record(
+        history.move_alias(
             connection,
+            client,
             model_name,
             history.AliasChange(
                 alias=alias,
@@ -322,7 +319,6 @@ def _replay_recorded_decision(
                 reason="a retried promotion finished the decision its first attempt recorded",
             ),
         )
-        client.set_registered_model_alias(model_name, alias, version)
     log.info("%s version %s: decision %s already recorded; replayed", model_name, version, decision)
     return Decision(
         version,
@@ -361,9 +357,10 @@ def promote(
         tags: dict[str, object] = {TAG_DECISION: DECISION_MANUAL, TAG_DECIDED_AT: _now(), TAG_DECIDED_BY: decided_by}
         if champion is not None:
             tags[TAG_PREVIOUS_CHAMPION] = champion
-        _tag(client, model_name, version, tags)
-        history.record(
+        set_version_tags(client, model_name, version, tags)
+        history.move_alias(
             connection,
+            client,
             model_name,
             history.AliasChange(
                 alias=CHAMPION,
@@ -374,7 +371,6 @@ def promote(
                 reason=reason or "promoted by hand",
             ),
         )
-        client.set_registered_model_alias(model_name, CHAMPION, version)
     log.info("%s version %s promoted by hand (was %s)", model_name, version, champion)
     return Decision(version, DECISION_MANUAL, None, None, champion, "")
 
@@ -402,10 +398,10 @@ def rollback(engine: sa.Engine, client, model_name: str, decided_by: str = "fore
                 f"(tag {TAG_PREVIOUS_CHAMPION!r}); use `forestops promote VERSION` instead"
             )
         _require_version(client, model_name, previous)
-        _tag(client, model_name, champion, {TAG_DECISION: DECISION_ROLLED_BACK, TAG_DECIDED_AT: _now()})
+        set_version_tags(client, model_name, champion, {TAG_DECISION: DECISION_ROLLED_BACK, TAG_DECIDED_AT: _now()})
         restored_tags = client.get_model_version(model_name, previous).tags or {}
         # Keep the chain: the restored version's own previous champion stays as it was.
-        _tag(
+        set_version_tags(
             client,
             model_name,
             previous,
@@ -416,8 +412,9 @@ def rollback(engine: sa.Engine, client, model_name: str, decided_by: str = "fore
                 TAG_PREVIOUS_CHAMPION: restored_tags.get(TAG_PREVIOUS_CHAMPION, ""),
             },
         )
-        history.record(
+        history.move_alias(
             connection,
+            client,
             model_name,
             history.AliasChange(
                 alias=CHAMPION,
@@ -428,6 +425,5 @@ def rollback(engine: sa.Engine, client, model_name: str, decided_by: str = "fore
                 reason=f"rolled back to the champion before v{champion}",
             ),
         )
-        client.set_registered_model_alias(model_name, CHAMPION, previous)
     log.info("%s rolled back from version %s to %s", model_name, champion, previous)
     return Decision(previous, DECISION_RESTORED, None, None, champion, "")

@@ -61,10 +61,13 @@ def version_of_run(client, model_name: str, run_id: str) -> str | None:
     return str(min(int(v.version) for v in usable)) if usable else None
 
 
-def _set_tags(client, model_name: str, version: str, tags: Mapping[str, Any] | None) -> None:
+def set_version_tags(client, model_name: str, version: str, tags: Mapping[str, Any] | None) -> None:
+    """Set model version tags; None becomes "" and every value is redacted.
+
+    Tags are shown by MLflow's UI and ours: a reason quoting an error must not carry a secret.
+    """
     for key, value in (tags or {}).items():
-        # Tags are shown by MLflow's UI and ours: a reason quoting an error must not carry a secret.
-        client.set_model_version_tag(model_name, version, key, redact(str(value)))
+        client.set_model_version_tag(model_name, version, key, "" if value is None else redact(str(value)))
 
 
 def log_and_register(
@@ -91,7 +94,7 @@ def log_and_register(
     if active is not None:
         existing = version_of_run(client, model_name, active.info.run_id)
         if existing is not None:
-            _set_tags(client, model_name, existing, tags)
+            set_version_tags(client, model_name, existing, tags)
             log.info("%s version %s already registered from this run; not registering again", model_name, existing)
             return existing
     example = input_example(example_features)
@@ -114,7 +117,7 @@ def log_and_register(
         if own_run:
             mlflow.end_run()
     version = str(info.registered_model_version)
-    _set_tags(client, model_name, version, tags)
+    set_version_tags(client, model_name, version, tags)
     log.info("registered %s version %s from run %s", model_name, version, run.info.run_id)
     return version
 

@@ -36,6 +36,7 @@ from forestops.names import (
 from forestops.settings import Settings
 from forestops.storage.tables import alias_history, shadow_tallies
 from forestops.training import history, promotion
+from forestops.training.registry import set_version_tags
 
 log = logging.getLogger(__name__)
 
@@ -203,14 +204,15 @@ def settle(engine: sa.Engine, client, settings: Settings, decided_by: str = "sha
         }
         decided = {TAG_DECIDED_AT: now.isoformat(timespec="seconds"), TAG_DECIDED_BY: decided_by}
         if outcome == PROMOTE:
-            promotion._tag(
+            set_version_tags(
                 client,
                 model_name,
                 challenger,
                 {TAG_DECISION: promotion.DECISION_CHAMPION, TAG_PREVIOUS_CHAMPION: champion, **decided},
             )
-            history.record(
+            history.move_alias(
                 connection,
+                client,
                 model_name,
                 history.AliasChange(
                     ALIAS_CHAMPION, action, champion, challenger, decided_by, POLICY, reason=text, **scores
@@ -218,15 +220,13 @@ def settle(engine: sa.Engine, client, settings: Settings, decided_by: str = "sha
             )
         else:
             rejected = {TAG_DECISION: promotion.DECISION_SHADOW_REJECTED, **decided}
-            promotion._tag(client, model_name, challenger, rejected)
-        history.record(
+            set_version_tags(client, model_name, challenger, rejected)
+        history.move_alias(
             connection,
+            client,
             model_name,
             history.AliasChange(ALIAS_CHALLENGER, action, challenger, None, decided_by, POLICY, reason=text, **scores),
         )
-        if outcome == PROMOTE:
-            client.set_registered_model_alias(model_name, ALIAS_CHAMPION, challenger)
-        client.delete_registered_model_alias(model_name, ALIAS_CHALLENGER)
     log.info("%s challenger v%s: %s (%s)", model_name, challenger, outcome, text)
     return Verdict(outcome, text, figures, challenger, champion)
 
