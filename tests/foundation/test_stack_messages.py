@@ -137,3 +137,18 @@ def test_down_kills_only_a_task_that_ignores_sigterm_and_names_it(tmp_path):
     forced = supervise.stop_together([record], grace=2, timeout=20)
     assert not record.family()
     assert len(forced) == 1 and "stuck_fit" in forced[0] and "airflow-scheduler" not in forced[0]
+
+
+def test_status_says_the_promotion_state_is_unknown_when_the_stacks_mlflow_does_not_answer(sleeper, tmp_path):
+    from forestops.local import recorded
+
+    home = tmp_path / "home"
+    state = supervise.StackState(path=home / "stack" / "state.json", started_at=time.time(), mode="embedded")
+    state.services = {sleeper.name: sleeper}
+    state.notes = {recorded.NOTE: json.dumps({"FORESTOPS_MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})}
+    state.save()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FORESTOPS_")}, "FORESTOPS_HOME": str(home)}
+    result = subprocess.run(forestops_argv("stack", "status"), capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("promotion:")]
+    assert line.startswith("promotion: unknown (no answer from http://127.0.0.1:9/"), line

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
+import time
 
 import mlflow
 import pytest
 
+from forestops.local import recorded, supervise
 from forestops.storage.db import ensure_schema, make_engine
 from forestops.training import candidates, data, pin, promotion, registry, tracking
 from tests.support.processes import forestops_argv
@@ -83,3 +87,51 @@ def test_pinning_a_version_promotes_it_first_and_a_model_without_champion_cannot
     assert result.returncode == 0, result.stderr
     assert promotion.current_champion(client, settings.model_name) == v2
     assert pin.read_pin(client, settings.model_name).version == v2
+
+
+@pytest.fixture
+def running_stack(tmp_path):
+    """A stack state file with a live process of ours, recording the MLflow and model a stack would."""
+    home = tmp_path / "stack-home"
+    record = supervise.start_detached(
+        "ui", [sys.executable, "-c", "import time; time.sleep(300)"], home / "logs" / "ui.log", os.environ, cwd=tmp_path
+    )
+
+    def record_settings(settings) -> subprocess.CompletedProcess:
+        state = supervise.StackState(path=home / "stack" / "state.json", started_at=time.time(), mode="embedded")
+        state.services = {"ui": record}
+        kept = {
+            "FORESTOPS_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+            "FORESTOPS_MODEL_NAME": settings.model_name,
+        }
+        state.notes = {recorded.NOTE: json.dumps(kept)}
+        state.save()
+        # Typed in another shell: none of the stack's settings in the environment.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FORESTOPS_")}
+        env.update({"FORESTOPS_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"})
+        return subprocess.run(forestops_argv("stack", "status"), capture_output=True, text=True, env=env, timeout=120)
+
+    yield record_settings
+    supervise.stop([record], timeout=5)
+
+
+def test_stack_status_shows_whether_promotion_is_pinned(three_versions, running_stack):
+    settings, engine, client, (v1, _, _) = three_versions
+    promotion.promote(engine, client, settings.model_name, v1, decided_by="test")
+
+    before = running_stack(settings)
+    assert before.returncode == 0, before.stderr
+    assert "promotion: automatic" in before.stdout and "`forestops pin`" in before.stdout
+
+    pinned = _cli(settings, "pin", "--reason", "audit")
+    assert pinned.returncode == 0, pinned.stderr
+    held = pin.read_pin(client, settings.model_name)
+    assert held is not None
+    status = running_stack(settings)
+    assert status.returncode == 0, status.stderr
+    [line] = [line for line in status.stdout.splitlines() if line.startswith("promotion:")]
+    assert line.startswith(f"promotion: pinned to version {v1} by {held.by} since {held.at}, reason: audit")
+    assert "automatic promotion paused" in line and "`forestops unpin` lifts it" in line
+
+    assert _cli(settings, "unpin").returncode == 0
+    assert "promotion: automatic" in running_stack(settings).stdout

@@ -9,7 +9,7 @@ import time
 
 import typer
 
-from forestops.local import demo, previous, services, stack, supervise
+from forestops.local import demo, previous, recorded, services, stack, supervise
 from forestops.logs import setup_logging
 from forestops.settings import load_settings
 
@@ -118,8 +118,45 @@ def run_down() -> int:
     return 0
 
 
+def promotion_line(settings) -> str:
+    """Whether the champion is pinned (automatic promotion paused) or moves with each better training.
+
+    Read from the registry's pin tag over MLflow's REST API with a short timeout (MLflow's own client
+    retries a dead server for minutes), with the running stack's MLflow and model name.
+    """
+    from forestops.ui.clients.http import ServiceError
+    from forestops.ui.clients.mlflow_registry import MlflowRegistryClient
+
+    found = MlflowRegistryClient(settings.mlflow_tracking_uri, settings.model_name, timeout=5.0).promotion_pin()
+    if isinstance(found, ServiceError):
+        return f"promotion: unknown ({found.problem})"
+    if found is None:
+        return (
+            f"promotion: automatic (a training that beats the champion of {settings.model_name} replaces it; "
+            "`forestops pin` holds the champion)"
+        )
+    version = f" to version {found.version}" if found.version else ""
+    since = f" since {found.at}" if found.at else ""
+    why = f", reason: {found.reason}" if found.reason else ""
+    return (
+        f"promotion: pinned{version} by {found.by}{since}{why} (automatic promotion paused; `forestops unpin` lifts it)"
+    )
+
+
+def _running_stack_settings(settings):
+    """``settings`` with the running stack's MLflow and model name where the environment does not set them."""
+    kept = recorded.running_stack_environment(settings.home.resolve())
+    overrides = {
+        field: kept[name]
+        for field in ("mlflow_tracking_uri", "model_name")
+        if (name := f"FORESTOPS_{field.upper()}") in kept and name not in os.environ
+    }
+    return load_settings(**overrides) if overrides else settings
+
+
 def run_status() -> int:
-    state, rows = stack.status(load_settings())
+    settings = load_settings()
+    state, rows = stack.status(settings)
     if not rows:
         typer.echo("the local stack is not running (start it with `make demo`)")
         return 0
@@ -129,6 +166,7 @@ def run_status() -> int:
     for row in rows:
         line = f"  {row.name:<22} {row.state:<8} pid {row.pid:<8} {row.url or '':<26} {row.log}"
         typer.secho(line, fg=colours[row.state])
+    typer.echo(promotion_line(_running_stack_settings(settings)))
     exited = [row.name for row in rows if row.state == "exited"]
     if exited:
         typer.secho(f"exited: {', '.join(exited)} (see their logs); `make down` then `make demo` restarts", err=True)
