@@ -23,9 +23,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from testkit.processes import VENV_BIN, forestops_argv, free_port
-
-from benchmarks.bench_serving import MODEL_NAME, process, request_rows, train_and_register
+from testkit import inference
+from testkit.processes import VENV_BIN
 
 USERS = int(os.environ.get("FORESTOPS_BENCH_LOAD_USERS", "16"))
 SECONDS = int(os.environ.get("FORESTOPS_BENCH_LOAD_SECONDS", "20"))
@@ -70,36 +69,17 @@ def run_locust(url: str, user_class: str, folder: Path, rows_file: Path) -> dict
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="forestops-bench-load-") as tmp:
         folder = Path(tmp)
-        mlflow_port = free_port()
-        tracking_uri = f"http://127.0.0.1:{mlflow_port}"
-        mlflow_argv = [
-            str(VENV_BIN / "mlflow"), "server",
-            "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination", str(folder / "artifacts"),
-            "--serve-artifacts", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
-        ]  # fmt: skip
-        with process("mlflow-server", mlflow_argv, folder, f"{tracking_uri}/health", {}):
-            version = train_and_register(tracking_uri)
+        with inference.registered_model(folder) as model:
             rows_file = folder / "rows.json"
-            rows_file.write_text(json.dumps(request_rows()))
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            env = {
-                "FORESTOPS_MLFLOW_TRACKING_URI": tracking_uri,
-                "FORESTOPS_MODEL_NAME": MODEL_NAME,
-                "FORESTOPS_INFERENCE_WORKERS": "1",
-                "FORESTOPS_INFERENCE_HOST": "127.0.0.1",
-                "FORESTOPS_INFERENCE_PORT": str(port),
-                "FORESTOPS_HOME": str(folder / "home"),
-            }
-            with process("forestops-inference", forestops_argv("inference"), folder, f"{url}/ready", env):
+            rows_file.write_text(json.dumps(inference.request_rows()))
+            with inference.inference_server(folder, model) as server:
                 print(
-                    f"model {MODEL_NAME} v{version}; locust, {USERS} users, {SECONDS} s per run, 1 inference worker, "
-                    f"{os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.1f}",
+                    f"model {model.name} v{model.version}; locust, {USERS} users, {SECONDS} s per run, "
+                    f"1 inference worker, {os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
-                anchor = run_locust(url, "HealthUser", folder, rows_file)
-                subject = run_locust(url, "PredictUser", folder, rows_file)
+                anchor = run_locust(server.url, "HealthUser", folder, rows_file)
+                subject = run_locust(server.url, "PredictUser", folder, rows_file)
     print(f"\n{'':24}{'/health (anchor)':>18}{'scenario':>12}{'ratio':>8}")
     print(f"{'requests/s':24}{anchor['rps']:>18.1f}{subject['rps']:>12.1f}{subject['rps'] / anchor['rps']:>8.2f}")
     for key in ("p50", "p95", "p99"):

@@ -7,11 +7,10 @@ with one worker serving the same registered version through the
 ``champion`` alias (validation from the schema, class ids plus all seven
 probabilities in every answer).
 
-The model is trained with the package (``forestops.training``: the LightGBM
-candidate with its default parameters, the usual champion) on real rows when
-../shared is there, else generated ones, logged and registered with the
-package's ``log_and_register`` in a throwaway MLflow server (SQLite backend,
-local artefacts).
+The model, its throwaway MLflow server and ``forestops inference`` come from
+``testkit.inference`` (shared with ``bench_load``): the LightGBM candidate
+with its default parameters, the usual champion, trained with the package on
+real rows when ../shared is there, else generated ones.
 
 The load generator is wrk (C, one thread, loopback), with a Lua script that
 cycles through prepared POST bodies and reports its own summary, so the
@@ -46,14 +45,11 @@ from pathlib import Path
 import httpx
 import orjson
 import psutil
-from testkit import data
-from testkit.processes import VENV_BIN, ServiceProcess, forestops_argv, free_port
+from testkit import inference
+from testkit.processes import VENV_BIN, free_port, running
 
 from forestops import schema
 
-MODEL_NAME = "covertype-bench"
-TRAIN_ROWS = 20_000
-REQUEST_ROWS = 3_000  # distinct rows cycled through by the load generator
 SINGLE_CONNECTIONS = 8
 BATCH_CONNECTIONS = 2
 BATCH_ROWS = 1_000
@@ -217,44 +213,6 @@ def run_wrk(
     )
 
 
-# -- the servers -----------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def process(name: str, argv: list[str], folder: Path, ready_url: str, env: dict[str, str]) -> Iterator[int]:
-    service = ServiceProcess(name, argv, folder / f"{name}.log", env, cwd=folder).start()
-    try:
-        service.wait_http(ready_url, timeout=240)
-        assert service.process is not None
-        yield service.process.pid
-    finally:
-        service.stop()
-
-
-def train_and_register(tracking_uri: str) -> str:
-    import mlflow
-
-    from forestops.training.candidates import build_pipeline, fit_pipeline
-    from forestops.training.registry import log_and_register
-
-    rows = [schema.normalise_raw_row(r) for r in data.sample_rows(TRAIN_ROWS)]
-    features = schema.feature_frame(rows)
-    labels = [r[schema.LABEL] for r in rows]
-    started = time.perf_counter()
-    pipeline = fit_pipeline(build_pipeline("lightgbm"), features, labels)
-    print(f"trained lightgbm (package defaults) on {len(rows):,} rows in {time.perf_counter() - started:.1f} s")
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("bench-serving")
-    version = log_and_register(pipeline, features, MODEL_NAME)
-    mlflow.MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(MODEL_NAME, "champion", version)
-    return version
-
-
-def request_rows() -> list[dict]:
-    raw = data.sample_rows(TRAIN_ROWS + REQUEST_ROWS)[TRAIN_ROWS:]
-    return [schema.normalise_features(dict(zip(schema.FEATURE_COLUMNS, r[:12], strict=True))) for r in raw]
-
-
 def write_bodies(folder: Path, name: str, bodies: list[bytes]) -> Path:
     path = folder / f"{name}.bodies"
     path.write_bytes(b"\n".join(bodies) + b"\n")  # orjson writes no newline inside a body
@@ -267,7 +225,7 @@ class Target:
     url: str
     single: Path
     batch: Path
-    pid: int = 0
+    pid: int  # the server process, whose CPU time is counted
 
 
 def measure(targets: list[Target], script: Path) -> dict[str, dict[str, Totals]]:
@@ -366,59 +324,44 @@ def main() -> None:
         folder = Path(tmp)
         script = folder / "post.lua"
         script.write_text(script_text)
-        mlflow_port = free_port()
-        tracking_uri = f"http://127.0.0.1:{mlflow_port}"
-        mlflow_argv = [
-            str(VENV_BIN / "mlflow"), "server",
-            "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination", str(folder / "artifacts"),
-            "--serve-artifacts", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
-        ]  # fmt: skip
-        with process("mlflow-server", mlflow_argv, folder, f"{tracking_uri}/health", {}):
-            version = train_and_register(tracking_uri)
-            rows = request_rows()
-            scoring_port, ours_port = free_port(), free_port()  # just before use: training takes minutes
+        with inference.registered_model(folder) as model:
+            rows = inference.request_rows()
+            scoring_port = free_port()  # just before use: training takes minutes
             batches = [rows[i : i + BATCH_ROWS] for i in range(0, len(rows) - BATCH_ROWS + 1, BATCH_ROWS)]
             scoring_argv = [
-                str(VENV_BIN / "mlflow"), "models", "serve", "-m", f"models:/{MODEL_NAME}/{version}",
+                str(VENV_BIN / "mlflow"), "models", "serve", "-m", f"models:/{model.name}/{model.version}",
                 "--env-manager", "local", "--workers", "1", "--host", "127.0.0.1", "--port", str(scoring_port),
             ]  # fmt: skip
-            ours_env = {
-                "FORESTOPS_MLFLOW_TRACKING_URI": tracking_uri,
-                "FORESTOPS_MODEL_NAME": MODEL_NAME,
-                "FORESTOPS_INFERENCE_WORKERS": "1",
-                "FORESTOPS_INFERENCE_HOST": "127.0.0.1",
-                "FORESTOPS_INFERENCE_PORT": str(ours_port),
-                "FORESTOPS_HOME": str(folder / "home"),
+            scoring_env = {
+                "MLFLOW_TRACKING_URI": model.tracking_uri,
+                "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+                "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": "600",
             }
             scoring_url = f"http://127.0.0.1:{scoring_port}"
-            ours_url = f"http://127.0.0.1:{ours_port}"
-            targets = [
-                Target(
-                    name,
-                    url,
-                    write_bodies(folder, f"{name}-single", [make([r]) for r in rows]),
-                    write_bodies(folder, f"{name}-batch", [make(b) for b in batches]),
-                )
-                for name, url, make in (
-                    ("mlflow", f"{scoring_url}/invocations", mlflow_body),
-                    ("forestops", f"{ours_url}/predict", forestops_body),
-                )
-            ]
             with (
-                process("mlflow-models-serve", scoring_argv, folder, f"{scoring_url}/ping",
-                        {"MLFLOW_TRACKING_URI": tracking_uri, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-                         "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": "600"})
-                as targets[0].pid,
-                process("forestops-inference", forestops_argv("inference"), folder, f"{ours_url}/ready", ours_env)
-                as targets[1].pid,
+                running("mlflow-models-serve", scoring_argv, folder / "mlflow-models-serve.log", f"{scoring_url}/ping",
+                        scoring_env, inference.START_TIMEOUT, cwd=folder) as scoring,
+                inference.inference_server(folder, model) as ours,
             ):  # fmt: skip
-                served = httpx.get(f"{ours_url}/model", timeout=30).json()
+                targets = [
+                    Target(
+                        name,
+                        url,
+                        write_bodies(folder, f"{name}-single", [make([r]) for r in rows]),
+                        write_bodies(folder, f"{name}-batch", [make(b) for b in batches]),
+                        pid,
+                    )
+                    for name, url, make, pid in (
+                        ("mlflow", f"{scoring_url}/invocations", mlflow_body, scoring.pid),
+                        ("forestops", f"{ours.url}/predict", forestops_body, ours.pid),
+                    )
+                ]
+                served = httpx.get(f"{ours.url}/model", timeout=30).json()
                 print(
-                    f"model {MODEL_NAME} v{version} (forestops predictor: {served.get('predictor')}); wrk, 1 thread, "
-                    f"{SINGLE_CONNECTIONS} connections (single-row), {BATCH_CONNECTIONS} (1,000-row); {ROUNDS} "
-                    f"alternating rounds of {ROUND_SECONDS:g} s / {BATCH_ROUND_SECONDS:g} s; {os.cpu_count()} CPUs; "
-                    f"load average at start {os.getloadavg()[0]:.1f}",
+                    f"model {model.name} v{model.version} (forestops predictor: {served.get('predictor')}); wrk, "
+                    f"1 thread, {SINGLE_CONNECTIONS} connections (single-row), {BATCH_CONNECTIONS} (1,000-row); "
+                    f"{ROUNDS} alternating rounds of {ROUND_SECONDS:g} s / {BATCH_ROUND_SECONDS:g} s; "
+                    f"{os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
                 results = measure(targets, script)

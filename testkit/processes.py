@@ -58,6 +58,12 @@ class ServiceProcess:
         log.close()
         return self
 
+    @property
+    def pid(self) -> int:
+        """The started process's id (its process group's too)."""
+        assert self.process is not None, f"{self.name} was not started"
+        return self.process.pid
+
     def wait_http(self, url: str, timeout: float = 60.0, expect: int | None = 200) -> None:
         """Wait until ``url`` answers (with ``expect`` if given), or fail with the log."""
         deadline = time.monotonic() + timeout
