@@ -31,30 +31,17 @@ import csv
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "covertype.csv.gz"
-BIN = Path(sys.executable).parent
+from testkit.data import SHARED_DATA
+from testkit.stack import forestops, stack_environment, stack_settings
+
 SERVICES = ("datasource", "mlflow", "airflow", "inference", "ui")
 QUIET_AFTER_COMPLETE_SECONDS = 300
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def forestops(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "forestops"), *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -140,10 +127,8 @@ def sample(home: Path, started: float, phase: str) -> dict[str, object]:
 
 def restart_collection(env: dict[str, str]) -> str:
     from forestops.ingest.client import DataApiClient
-    from forestops.settings import load_settings
 
-    ours = {k.removeprefix("FORESTOPS_").lower(): v for k, v in env.items() if k.startswith("FORESTOPS_")}
-    with DataApiClient(load_settings(**ours)) as client:
+    with DataApiClient(stack_settings(env)) as client:
         return str(client.restart())
 
 
@@ -198,16 +183,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def environment(home: Path, port_base: int | None) -> dict[str, str]:
-    from forestops.local.demo import DEMO_DEFAULTS
+# Ports from --port-base: the base plus these offsets (a service not named here gets a free port).
+PORT_OFFSETS = {"DATASOURCE": 90, "MLFLOW": 50, "INFERENCE": 80, "UI": 51, "AIRFLOW": 81}
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FORESTOPS_", "AIRFLOW"))}
-    env.update(DEMO_DEFAULTS)
-    env.update(
-        FORESTOPS_HOME=str(home),
-        FORESTOPS_DATA_PATH=str(SHARED_DATA),
-        MLFLOW_DISABLE_TELEMETRY="true",
-        DO_NOT_TRACK="1",
+
+def environment(home: Path, port_base: int | None) -> dict[str, str]:
+    ports = {name: port_base + offset for name, offset in PORT_OFFSETS.items()} if port_base else None
+    return stack_environment(
+        home,
+        ports,
         # A loaded shared machine parses DAG files slowly: give the start-up room instead of failing it.
         FORESTOPS_STACK_HEALTH_TIMEOUT=os.environ.get("FORESTOPS_STACK_HEALTH_TIMEOUT", "900"),
         AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="300",
@@ -218,17 +202,6 @@ def environment(home: Path, port_base: int | None) -> dict[str, str]:
         FORESTOPS_TASK_LOG_RETENTION_HOURS=os.environ.get("FORESTOPS_TASK_LOG_RETENTION_HOURS", "0.25"),
         FORESTOPS_SERVICE_LOG_MAX_MB=os.environ.get("FORESTOPS_SERVICE_LOG_MAX_MB", "5"),
     )
-    offsets = {"DATASOURCE": 90, "MLFLOW": 50, "INFERENCE": 80, "UI": 51, "AIRFLOW": 81}
-    for name, offset in offsets.items():
-        env[f"FORESTOPS_{name}_PORT"] = str(port_base + offset if port_base else free_port())
-    for name, url_name in (
-        ("DATASOURCE", "DATASOURCE_URL"),
-        ("MLFLOW", "MLFLOW_TRACKING_URI"),
-        ("INFERENCE", "INFERENCE_URL"),
-        ("AIRFLOW", "AIRFLOW_URL"),
-    ):
-        env[f"FORESTOPS_{url_name}"] = f"http://127.0.0.1:{env[f'FORESTOPS_{name}_PORT']}"
-    return env
 
 
 def main(argv: list[str] | None = None) -> None:

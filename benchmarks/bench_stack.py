@@ -30,30 +30,15 @@ import csv
 import gzip
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from testkit.data import SHARED_DATA
+from testkit.stack import forestops, stack_environment, stack_settings
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "covertype.csv.gz"
-BIN = Path(sys.executable).parent
 HOLDOUT_FRACTION = 0.1
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def forestops(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "forestops"), *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def holdout_rows() -> list[list[str]]:
@@ -179,25 +164,15 @@ def main() -> None:
     if not SHARED_DATA.is_file():
         print(f"skipped: needs the full data set at {SHARED_DATA}")
         return
-    from forestops.local.demo import DEMO_DEFAULTS, expected_calls_per_batch, expected_coverage
-    from forestops.settings import load_settings
+    from forestops.local.demo import expected_calls_per_batch, expected_coverage
 
     until_cycle = os.environ.get("BENCH_STACK_UNTIL", "champion") == "cycle"
     workdir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FORESTOPS_", "AIRFLOW"))}
-    env.update(DEMO_DEFAULTS)
-    env.update(
-        FORESTOPS_HOME=str(workdir / "home"),
-        FORESTOPS_DATA_PATH=str(SHARED_DATA),
-        FORESTOPS_HOLDOUT_FRACTION=str(HOLDOUT_FRACTION),
-    )
-    for name in ("DATASOURCE", "MLFLOW", "AIRFLOW", "INFERENCE", "UI", "PROMETHEUS"):
-        env[f"FORESTOPS_{name}_PORT"] = str(free_port())
-    ours = {k.removeprefix("FORESTOPS_").lower(): v for k, v in env.items() if k.startswith("FORESTOPS_")}
-    settings = load_settings(**ours)
+    env = stack_environment(workdir / "home", FORESTOPS_HOLDOUT_FRACTION=str(HOLDOUT_FRACTION))
+    settings = stack_settings(env)
     home = settings.home
-    inference_url = f"http://127.0.0.1:{settings.inference_port}"
-    mlflow_url = f"http://127.0.0.1:{settings.mlflow_port}"
+    inference_url = settings.inference_url
+    mlflow_url = settings.mlflow_tracking_uri
     calls = expected_calls_per_batch(settings.batch_seconds, settings.ingest_every)
     print(
         f"demo settings: batch {settings.batch_seconds:g}s, fetch every {settings.ingest_every:g}s "
@@ -236,10 +211,9 @@ def main() -> None:
 
         floor = settings.batch_count * settings.batch_seconds
         print(f"anchor: collection floor ({settings.batch_count} batch windows): {floor:.0f} s")
-        stack_env = {**env, "FORESTOPS_MLFLOW_TRACKING_URI": mlflow_url}
         rows_now, _ = collected(home)
         train_started = time.perf_counter()
-        trained = forestops(stack_env, "train", "--force", timeout=1200)
+        trained = forestops(env, "train", "--force", timeout=1200)  # env points at the stack's MLflow
         t_train = time.perf_counter() - train_started
         status = "ok" if trained.returncode == 0 else f"exit {trained.returncode}: {trained.stderr[-500:]}"
         print(f"anchor: direct `forestops train --force` on {rows_now} collected rows: {t_train:.0f} s ({status})")
