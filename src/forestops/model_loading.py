@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,16 @@ TRUSTED_TYPES: tuple[str, ...] = (
     # RandomForest: the compiled tree structure.
     "sklearn.tree._tree.Tree",
 )
+
+
+# skops finds the module of each object it saves or loads by scanning the
+# attributes of every imported module.  In an Airflow task that scan touches
+# each of Airflow's deprecated import shims, and every touch is a
+# FutureWarning that Airflow writes to the task log: about 1,100 lines
+# (600 KB) per model saved or loaded, 99% of the task logs' volume.  The
+# warnings are about the scan, never about our code, so they are dropped at
+# their source (the filter matches warnings attributed to that skops module only).
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
 
 
 class UntrustedModel(DataError):
