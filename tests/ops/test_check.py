@@ -143,3 +143,38 @@ def test_mlflow_schema_at_head_passes_and_an_older_revision_names_the_upgrade(tm
 
     missing = check.check_mlflow_schema(_target(mlflow_backend_uri=f"sqlite:///{tmp_path / 'none.db'}"))
     assert missing.outcome is check.Outcome.FAIL and not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.integration
+def test_database_urls_without_a_user_name_are_named_not_checked_as_user_none(fresh_database_url, tmp_path) -> None:
+    """Each URL a grants check uses, its user name left out (with and without a password): a FAIL naming the setting.
+
+    The server is the suite's real MariaDB (its fixture provisions as root; the check never does); no
+    account called 'None' is looked up there, and neither the password nor 'None' is shown.
+    """
+    from sqlalchemy.engine import make_url
+
+    from forestops.settings import load_settings
+
+    server = make_url(fresh_database_url)
+    password = "s3cret-never-shown"
+    named = {
+        "grants application": "FORESTOPS_DATABASE_URL",
+        "grants reader": "FORESTOPS_READER_DATABASE_URL",
+        "grants mlflow": "FORESTOPS_MLFLOW_BACKEND_STORE_URI",
+    }
+    for account in ("", f":{password}@"):
+        no_user = f"{server.drivername}://{account}{server.host}:{server.port}/{server.database}"
+        assert not make_url(no_user).username
+        settings = load_settings(
+            home=tmp_path, database_url=no_user, reader_database_url=no_user, mlflow_backend_store_uri=no_user
+        )
+        target = check.target_from_settings(settings, environ={})
+        results = {result.name: result for result in check.check_grants(target)}
+        assert set(results) == set(named), [r.line() for r in results.values()]
+        for name, setting in named.items():
+            line = results[name].line()
+            assert results[name].outcome is check.Outcome.FAIL, line
+            assert f"{setting} names no user" in results[name].detail, line
+            assert setting in (results[name].fix or ""), line
+            assert "None" not in line and password not in line, line

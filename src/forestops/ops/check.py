@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import cast
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -29,7 +28,7 @@ from sqlalchemy.engine import make_url
 
 from forestops import names, schema
 from forestops.errors import ForestopsError
-from forestops.settings import Settings
+from forestops.settings import ENV_PREFIX, Settings
 
 HTTP_TIMEOUT = 10.0
 
@@ -75,6 +74,7 @@ class DatabaseUser:
     role: str  # "application", "reader", "mlflow"
     url: str
     expected: dict[str, frozenset[str]]  # object (db.* or db.table) -> privileges
+    setting: str = "its database URL"  # where ``url`` comes from, named when it cannot be checked
 
 
 @dataclass(frozen=True)
@@ -253,6 +253,15 @@ def check_grants(target: Target) -> list[CheckResult]:
     for user in target.database_users:
         name = f"grants {user.role}"
         url = make_url(user.url)
+        if not url.username:  # the driver would log in as its default (the OS user), or check an account 'None'
+            results.append(
+                fail(
+                    name,
+                    f"{user.setting} names no user, so there is no {user.role} account to check",
+                    f"put the account in {user.setting}: mysql+pymysql://<user>:<password>@<host>:<port>/...",
+                )
+            )
+            continue
         engine = create_engine(url)
         try:
             with engine.connect() as connection:
@@ -439,19 +448,24 @@ MLFLOW_PRIVILEGES = frozenset({"ALL PRIVILEGES"})
 
 
 def database_users(settings: Settings, raw_url: str, mlflow_uri: str | None) -> tuple[DatabaseUser, ...]:
-    if make_url(raw_url).get_backend_name() != "mysql":
+    """The accounts to check, each with the setting its URL comes from (``check_grants`` names it when it has no user).
+
+    The application's expected grants are derived only from a URL that names a user.
+    """
+    raw = make_url(raw_url)
+    if raw.get_backend_name() != "mysql":
         return ()
-    database = make_url(raw_url).database or settings.raw_database
-    users = [
-        DatabaseUser(
-            "application", raw_url, expected_application_grants(database, cast(str, make_url(raw_url).username))
-        )
-    ]
+    database = raw.database or settings.raw_database
+    expected = expected_application_grants(database, raw.username) if raw.username else {}
+    raw_setting = f"{ENV_PREFIX}DATABASE_URL" if settings.database_url else f"{ENV_PREFIX}MYSQL_URL"
+    users = [DatabaseUser("application", raw_url, expected, raw_setting)]
     if settings.reader_database_url:
         reader = settings.reader_database_url.get_secret_value()
-        users.append(DatabaseUser("reader", reader, {f"{make_url(reader).database}.*": READER_PRIVILEGES}))
+        reader_grants = {f"{make_url(reader).database}.*": READER_PRIVILEGES}
+        users.append(DatabaseUser("reader", reader, reader_grants, f"{ENV_PREFIX}READER_DATABASE_URL"))
     if settings.mlflow_backend_store_uri and mlflow_uri:
-        users.append(DatabaseUser("mlflow", mlflow_uri, {f"{make_url(mlflow_uri).database}.*": MLFLOW_PRIVILEGES}))
+        mlflow_grants = {f"{make_url(mlflow_uri).database}.*": MLFLOW_PRIVILEGES}
+        users.append(DatabaseUser("mlflow", mlflow_uri, mlflow_grants, f"{ENV_PREFIX}MLFLOW_BACKEND_STORE_URI"))
     return tuple(users)
 
 
