@@ -41,6 +41,17 @@ def test_only_the_ui_process_gets_the_password_and_the_banner_names_the_file_not
     shared = services.shared_environment(settings, setup, "sqlite:///x.db")
     assert login.password not in shared.values()
 
-    line = commands.ui_sign_in_line(login.username, login.where)
+    line = commands.password_line(login.username, login.where)
     assert line == f"admin / password in {services.ui_password_path(settings)}"
     assert login.password not in line
+
+
+def test_the_airflow_admin_password_is_in_a_private_file_that_the_banner_names(tmp_path):
+    settings = load_settings(home=tmp_path / "home")
+    setup = airflow.prepare(settings, tmp_path / "logs")
+    assert setup.admin_password_file.read_text().strip() == setup.password
+    assert stat.S_IMODE(setup.admin_password_file.stat().st_mode) == 0o600
+    line = commands.password_line(airflow.ADMIN_USER, str(setup.admin_password_file))
+    assert line == f"admin / password in {setup.admin_password_file}" and setup.password not in line
+    again = airflow.prepare(load_settings(home=tmp_path / "home"), tmp_path / "logs")
+    assert again.admin_password_file.read_text().strip() == setup.password  # kept across restarts

@@ -81,6 +81,11 @@ class AirflowSetup:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def admin_password_file(self) -> Path:
+        """The admin's password alone, for a person to read (0600)."""
+        return self.home / "admin-password"
+
+    @property
     def password_file(self) -> Path:
         return self.home / "simple_auth_manager_passwords.json.generated"
 
@@ -142,6 +147,8 @@ def prepare(settings: Settings, logs: Path) -> AirflowSetup:
     # The simple auth manager only generates a password for users missing from
     # this file, so writing ours first makes the login predictable and printable.
     write_private(setup.password_file, json.dumps({ADMIN_USER: password, UI_USER: kept["ui_password"]}) + "\n")
+    # The banner names this file instead of printing the password (terminals and CI logs keep what they show).
+    write_private(setup.admin_password_file, password + "\n")
     return setup
 
 

@@ -35,8 +35,8 @@ def run_up(use_demo: bool) -> int:
     typer.secho(f"\nforestops local stack is up in {result.seconds:.0f}s ({result.mode})", fg=typer.colors.GREEN)
     for title, url in result.urls.items():
         typer.echo(f"  {title:<26} {url}")
-    typer.echo(f"  Airflow login              {result.login[0]} / {result.login[1]}")
-    typer.echo(f"  UI sign-in                 {ui_sign_in_line(*result.ui_login)}")
+    typer.echo(f"  Airflow login              {password_line(*result.login)}")
+    typer.echo(f"  UI sign-in                 {password_line(*result.ui_login)}")
     typer.echo(f"  logs                       {result.logs}")
     typer.echo(f"  collection                 {collection_line(settings)}")
     if not shutil.which("prometheus"):
@@ -48,8 +48,8 @@ def run_up(use_demo: bool) -> int:
     return 0
 
 
-def ui_sign_in_line(username: str, where: str) -> str:
-    """Where the UI's password is, never the password itself."""
+def password_line(username: str, where: str) -> str:
+    """A login: the user and where its password is, never the password itself."""
     return f"{username} / password in {where}" + (" (the setting)" if where.startswith("FORESTOPS_") else "")
 
 
@@ -82,8 +82,14 @@ def _report_running(state: supervise.StackState, settings) -> int:
     for name, record in state.services.items():
         if record.url:
             typer.echo(f"  {name:<26} {record.url}")
+    airflow_where = (
+        "FORESTOPS_AIRFLOW_PASSWORD"
+        if settings.airflow_password is not None
+        else str(settings.home.resolve() / "airflow" / "admin-password")
+    )
+    typer.echo(f"  {'Airflow login':<26} {password_line('admin', airflow_where)}")
     where = "FORESTOPS_UI_PASSWORD" if settings.ui_password is not None else str(services.ui_password_path(settings))
-    typer.echo(f"  {'UI sign-in':<26} {ui_sign_in_line(settings.ui_username, where)}")
+    typer.echo(f"  {'UI sign-in':<26} {password_line(settings.ui_username, where)}")
     typer.echo("`make status` shows each service; `make down` stops it")
     return 0
 

@@ -48,7 +48,7 @@ class Paths:
 class UpResult:
     mode: str
     urls: dict[str, str]
-    login: tuple[str, str]
+    login: tuple[str, str]  # Airflow's admin user, where its password is (a file or the setting)
     logs: Path
     ui_login: tuple[str, str] = ("", "")  # user name, where its password is (a file or the setting)
     seconds: float = 0.0
@@ -253,7 +253,10 @@ def up(settings: Settings) -> UpResult:
     return UpResult(
         mode=state.mode,
         urls=urls,
-        login=(airflow.ADMIN_USER, setup.password),
+        login=(
+            airflow.ADMIN_USER,
+            "FORESTOPS_AIRFLOW_PASSWORD" if settings.airflow_password else str(setup.admin_password_file),
+        ),
         ui_login=(ui_login.username, ui_login.where),
         logs=paths.logs,
         seconds=time.monotonic() - started,
