@@ -114,11 +114,12 @@ def run_reset(yes: bool) -> int:
 
 
 def run_down() -> int:
+    began = time.monotonic()
     stopped, forced = stack.down(load_settings())
     if not stopped:
         typer.echo("the local stack was not running")
     else:
-        typer.echo(f"stopped: {', '.join(stopped)}")
+        typer.echo(f"stopped in {time.monotonic() - began:.0f}s: {', '.join(stopped)}")
     if forced:
         typer.secho(f"needed SIGKILL: {', '.join(forced)}", fg=typer.colors.YELLOW)
     return 0

@@ -293,8 +293,11 @@ def down(settings: Settings, timeout: float = 30.0) -> tuple[list[str], list[str
     # Two waves, each stopped at once: everything that talks to the Airflow API server (the scheduler's
     # running tasks report there) goes before it, the servers the others use go last.
     last = {"airflow-api-server", "mlflow", "datasource"}
+    began = time.monotonic()
     forced = supervise.stop_together([r for r in records if r.name not in last], timeout=timeout)
+    first_wave = time.monotonic() - began
     forced += supervise.stop_together([r for r in records if r.name in last], timeout=timeout)
+    log.info("stack down: clients in %.1fs, then servers in %.1fs", first_wave, time.monotonic() - began - first_wave)
     leftovers = [record.name for record in records if record.family()]
     if leftovers:
         raise StackError(f"could not stop {', '.join(leftovers)}; pids are in {state.path}")
