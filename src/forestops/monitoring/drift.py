@@ -14,22 +14,32 @@ columns, so the two categoricals are passed as their code's index in the
 data contract (one bin per code); and the report embeds its scripts
 (``online_report=False``) so that viewing it fetches nothing.
 
-The computation runs in a child process that is stopped past
+The computation runs in a child process that is killed past
 ``budget_seconds`` (FORESTOPS_MONITOR_DRIFT_SECONDS), so a slow report can
-never hold up the scoring that the monitor exists for.  The child comes
-from a fork server (started once per process, this module preloaded), not
-from a plain fork: an Airflow task process has threads, and a child forked
-while one of them holds a lock (logging's, for one) would hang.
+never hold up the scoring that the monitor exists for.  The child is a new
+interpreter (``python -m forestops.monitoring.drift``, its input and answer
+in pickle files of a private temporary folder), not a multiprocessing
+child: a plain fork of an Airflow task process, which has threads, can hang
+on a lock one of them held (logging's, for one), and a spawn or fork-server
+child re-runs the parent's main script first, which in a task process is
+Airflow's own command; that import fails there, because Airflow gives its
+task processes no metadata-database URL.  (Found by the soak: every batch of
+a real local stack was stored "without drift" while ``dag.test()``, whose
+main is ``python -c``, measured it.)
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -132,43 +142,50 @@ def _is_red(lights: pd.DataFrame | None) -> bool:
     return any(value == RED for name, value in last.items() if str(name).startswith("ref_"))
 
 
-def _child(connection, reference: pd.DataFrame, current: pd.DataFrame) -> None:
-    logging.getLogger().setLevel(logging.WARNING)  # popmon reports every pipeline stage at INFO on the root logger
+def _child(input_path: Path, output_path: Path) -> None:
+    """In the child interpreter: compute, and write ("ok", result) or ("error", text) for the parent."""
+    logging.basicConfig(level=logging.WARNING)  # popmon reports every pipeline stage at INFO on the root logger
+    _disable_telemetry()
     try:
-        connection.send(("ok", _compute(reference, current)))
+        reference, current = pickle.loads(input_path.read_bytes())
+        answer: tuple[str, object] = ("ok", _compute(reference, current))
     except BaseException as error:  # report any failure to the parent, which raises it
-        connection.send(("error", f"{type(error).__name__}: {error}"))
-    finally:
-        connection.close()
+        answer = ("error", f"{type(error).__name__}: {error}")
+    output_path.write_bytes(pickle.dumps(answer))
 
 
 def measure(reference: pd.DataFrame, current: pd.DataFrame, budget_seconds: float) -> DriftResult:
     """Drift share, drifted columns and the HTML report, or DriftTimeout past ``budget_seconds``."""
     _disable_telemetry()
     started = time.perf_counter()
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, "popmon"])
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(sender, reference, current), name="forestops-drift", daemon=True)
-    process.start()
-    sender.close()
-    try:
-        if not receiver.poll(budget_seconds):
+    with tempfile.TemporaryDirectory(prefix="forestops-drift-") as folder:  # 0700: only this user reads it
+        input_path, output_path = Path(folder, "input.pickle"), Path(folder, "output.pickle")
+        input_path.write_bytes(pickle.dumps((reference, current)))
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", __name__, str(input_path), str(output_path)],
+                capture_output=True,
+                timeout=budget_seconds,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:  # run() has killed the child
             raise DriftTimeout(
                 f"drift of {len(current)} rows against {len(reference)} reference rows took longer than "
                 f"{budget_seconds:g} s (FORESTOPS_MONITOR_DRIFT_SECONDS); stored without drift"
+            ) from None
+        if not output_path.exists():
+            last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise ForestopsError(
+                f"the drift computation died without an answer (exit {done.returncode}; out of memory?): {last[0]}"
             )
-        status, payload = receiver.recv()
-    except EOFError:
-        raise ForestopsError("the drift computation died without an answer (out of memory?)") from None
-    finally:
-        if process.is_alive():
-            process.terminate()
-        process.join(5)
-        receiver.close()
+        status, payload = pickle.loads(output_path.read_bytes())
     if status != "ok":
         raise ForestopsError(f"drift computation failed: {payload}")
     share, drifted, html = payload
     seconds = time.perf_counter() - started
     log.info("drift: %d of %d columns (%.2f) in %.1f s", len(drifted), len(schema.FEATURE_COLUMNS), share, seconds)
     return DriftResult(share=share, drifted_columns=drifted, html=html, seconds=seconds)
+
+
+if __name__ == "__main__":
+    _child(Path(sys.argv[1]), Path(sys.argv[2]))
