@@ -369,16 +369,25 @@ def evaluate_step(settings: Settings, loaded: Loaded, trained: Trained) -> Evalu
         x_eval, y_eval = _evaluation_rows(loaded)
         metric = settings.primary_metric
         scores: dict[str, dict[str, float]] = {}
+        results: dict[str, evaluation.Evaluation] = {}
         for candidate in trained.candidates:
             name = candidate.name
-            pipeline = load_candidate(candidate.model_path)
             with _limited_threads():
-                result = evaluation.evaluate(pipeline, x_eval, y_eval)
-                importance = evaluation.feature_importance(pipeline, x_eval, y_eval, settings.random_seed)
-            tracking.log_candidate_evaluation(candidate.run_id, name, result, importance, loaded.folder / name)
-            scores[name] = {"accuracy": result.metrics["accuracy"], "f1_macro": result.metrics["f1_macro"]}
+                results[name] = evaluation.evaluate(load_candidate(candidate.model_path), x_eval, y_eval)
+            metrics = results[name].metrics
+            scores[name] = {"accuracy": metrics["accuracy"], "f1_macro": metrics["f1_macro"]}
             log.info("%s: accuracy %.4f, macro-F1 %.4f", name, scores[name]["accuracy"], scores[name]["f1_macro"])
         best = max(scores, key=lambda n: (scores[n][metric], scores[n]["accuracy"]))
+        for candidate in trained.candidates:
+            # Permutation importance (36 predictions) only for the version that may be registered:
+            # for every candidate it was most of this step's time with large boosted models.
+            importance = None
+            if candidate.name == best:
+                with _limited_threads():
+                    pipeline = load_candidate(candidate.model_path)
+                    importance = evaluation.feature_importance(pipeline, x_eval, y_eval, settings.random_seed)
+            name = candidate.name
+            tracking.log_candidate_evaluation(candidate.run_id, name, results[name], importance, loaded.folder / name)
         tracking.log_best_candidate(trained.parent_run_id, best, scores)
         return Evaluated(best, metric, scores[best][metric], scores)
 

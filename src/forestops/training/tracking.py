@@ -196,8 +196,8 @@ def log_candidate_fit(
     mlflow.log_metrics(metrics)
 
 
-def log_candidate_evaluation(run_id: str, name: str, result: Evaluation, importance: Any, folder: Path) -> None:
-    """On a candidate's run: its evaluation metrics, confusion matrix, report and feature importance."""
+def log_candidate_evaluation(run_id: str, name: str, result: Evaluation, importance: Any | None, folder: Path) -> None:
+    """On a candidate's run: its evaluation metrics, confusion matrix, report and (the best's) feature importance."""
     import mlflow
 
     from forestops.training import evaluation
@@ -210,7 +210,7 @@ def log_candidate_evaluation(run_id: str, name: str, result: Evaluation, importa
                 result.confusion, folder / CONFUSION_MATRIX_FILE, f"{name} on evaluation rows"
             ),
             evaluation.write_report(result, folder / REPORT_FILE),
-            *evaluation.write_importance(importance, folder),
+            *(evaluation.write_importance(importance, folder) if importance is not None else []),
         ]
         for file in files:
             mlflow.log_artifact(str(file))
