@@ -164,6 +164,20 @@ def training_running(home: Path) -> bool:
         engine.dispose()
 
 
+def report_monitoring(env: dict[str, str]) -> None:
+    """What ``forestops monitor`` says after the cycle: every batch, the version that scored it, its drift.
+
+    With ``BENCH_STACK_MONITOR_JSON=<path>`` the ``--json`` output is kept there too.
+    """
+    table = forestops(env, "monitor", timeout=300)
+    print("forestops monitor after the cycle:\n" + (table.stdout or table.stderr).rstrip())
+    keep = os.environ.get("BENCH_STACK_MONITOR_JSON")
+    if keep:
+        answer = forestops(env, "monitor", "--json", timeout=300)
+        Path(keep).write_text(answer.stdout)
+        print(f"monitor --json kept in {keep} (exit {answer.returncode})")
+
+
 def main() -> None:
     if not SHARED_DATA.is_file():
         print(f"skipped: needs the full data set at {SHARED_DATA}")
@@ -212,6 +226,7 @@ def main() -> None:
 
         if until_cycle:
             follow_cycle(home, inference_url, mlflow_url, settings.model_name, holdout, started, deadline)
+            report_monitoring(env)
 
         floor = settings.batch_count * settings.batch_seconds
         print(f"anchor: collection floor ({settings.batch_count} batch windows): {floor:.0f} s")
