@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from forestops.local import supervise
@@ -152,3 +153,33 @@ def test_status_says_the_promotion_state_is_unknown_when_the_stacks_mlflow_does_
     assert result.returncode == 0, result.stderr
     [line] = [line for line in result.stdout.splitlines() if line.startswith("promotion:")]
     assert line.startswith("promotion: unknown (no answer from http://127.0.0.1:9/"), line
+
+
+SLOW_LEADER = """
+import signal, subprocess, sys, time
+finished = subprocess.Popen([sys.executable, "-c", "pass"])  # ends at once; never reaped: a zombie
+def finish(*_):  # a scheduler finishing its own shutdown, a little longer than the grace
+    time.sleep(3)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, finish)
+print("leader ready", flush=True)
+signal.pause()
+"""
+
+
+def test_a_finished_child_waiting_to_be_reaped_is_not_reported_as_killed(tmp_path):
+    """A zombie has ended: it needs no SIGKILL and must not be named as one."""
+    log = tmp_path / "scheduler.log"
+    record = supervise.start_detached(
+        "airflow-scheduler", [sys.executable, "-c", SLOW_LEADER], log, os.environ, cwd=tmp_path
+    )
+    deadline = time.monotonic() + 60
+    while "leader ready" not in log.read_text().splitlines() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    leader = psutil.Process(record.pid)
+    deadline = time.monotonic() + 30
+    while not any(c.status() == psutil.STATUS_ZOMBIE for c in leader.children()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any(child.status() == psutil.STATUS_ZOMBIE for child in leader.children())
+    forced = supervise.stop_together([record], grace=1, timeout=20)
+    assert forced == [] and not record.family()

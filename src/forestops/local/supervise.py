@@ -239,6 +239,29 @@ def _describe(process: psutil.Process) -> str:
     return f"pid {process.pid}"
 
 
+def _running(process: psutil.Process) -> bool:
+    """Still running: a zombie has finished (its parent has not reaped it yet) and needs no signal."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _wait_until_stopped(processes: Sequence[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process has ended (or is a zombie); returns those still running at ``timeout``.
+
+    ``psutil.wait_procs`` counts a zombie as alive, so a task that ended while
+    its parent was busy shutting down made every wait last its whole timeout
+    and showed up as "needed SIGKILL".
+    """
+    deadline = time.monotonic() + timeout
+    running = [process for process in processes if _running(process)]
+    while running and time.monotonic() < deadline:
+        time.sleep(0.1)
+        running = [process for process in running if _running(process)]
+    return running
+
+
 def stop_together(records: Sequence[ServiceRecord], grace: float = 10.0, timeout: float = 20.0) -> list[str]:
     """Stop several services at once; returns what needed SIGKILL, each named.
 
@@ -260,7 +283,7 @@ def stop_together(records: Sequence[ServiceRecord], grace: float = 10.0, timeout
                 if os.getpgid(process.pid) != record.pid:
                     process.terminate()
     everyone = [process for family in families.values() for process in family]
-    _, alive = psutil.wait_procs(everyone, timeout=grace)
+    alive = _wait_until_stopped(everyone, grace)
     forced: list[str] = []
     leaders = {record.pid for record in records}
     stragglers = [process for process in alive if process.pid not in leaders]
@@ -268,14 +291,14 @@ def stop_together(records: Sequence[ServiceRecord], grace: float = 10.0, timeout
         forced.append(_describe(process))
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
-    _, alive = psutil.wait_procs(alive, timeout=max(timeout - grace, 1.0))
+    _wait_until_stopped(alive, max(timeout - grace, 1.0))
     for record in records:
-        rest = [p for p in record.family() if p.pid not in {q.pid for q in stragglers}]
+        rest = [p for p in record.family() if p.pid not in {q.pid for q in stragglers} and _running(p)]
         for process in rest:
             forced.append(f"{record.name} {_describe(process)}")
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
-        psutil.wait_procs(rest, timeout=5)
+        _wait_until_stopped(rest, 5)
     return forced
 
 
