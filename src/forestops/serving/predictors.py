@@ -20,6 +20,14 @@ fitted estimator straight from them:
 - Random forest and the logistic-regression baseline: the pipeline's one-hot
   step done in NumPy, then the rest of the pipeline (public API) on the array.
 
+Large blocks use every CPU this process may run on (LightGBM's and
+scikit-learn's tree predictors split rows across OpenMP threads; rows are
+independent, so the answers are the same): the batcher makes one model call
+at a time, so a 1,000-row request on one thread left a 2-core machine half
+idle, and MLflow's scoring server, which runs two such requests at once,
+out-ran us.  Small blocks stay on one thread, where starting threads costs
+more than it saves.
+
 Every predictor must reproduce the pipeline's own ``predict_proba`` on a
 fixed set of rows (all categories, numbers across their domains) to 1e-6
 before it serves; if it cannot be built or does not match, the pipeline
@@ -30,6 +38,7 @@ serves and the reason is reported (``/model``: ``predictor``,
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -122,6 +131,22 @@ def _category_lookup(column: str, known: list[Any]) -> np.ndarray:
     return np.array([position.get(code, np.nan) for code in schema.CATEGORIES[column]], dtype=np.float64)
 
 
+# From this many rows a model call is split across threads (below it, thread start-up costs more).
+PARALLEL_FROM_ROWS = 128
+
+
+def _usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_for(rows: int) -> int:
+    """OpenMP threads for a model call on ``rows`` rows."""
+    return _usable_cpus() if rows >= PARALLEL_FROM_ROWS else 1
+
+
 class LightGBMPredictor:
     kind = LIGHTGBM_BOOSTER
 
@@ -139,15 +164,13 @@ class LightGBMPredictor:
         self.lookups = [
             _category_lookup(c, list(k)) for c, k in zip(schema.CATEGORICAL_COLUMNS, categorical, strict=True)
         ]
-        # What LGBMClassifier.predict_proba passes: its n_jobs as num_threads, best iteration by default.
-        self.num_threads = model._process_n_jobs(model.n_jobs)
 
     def predict_proba(self, rows: RowBlock) -> np.ndarray:
         matrix = np.empty((len(rows), len(schema.FEATURE_COLUMNS)), dtype=np.float64)
         matrix[:, :_N_NUMERIC] = rows.numbers
         for j, lookup in enumerate(self.lookups):
             matrix[:, _N_NUMERIC + j] = lookup[rows.codes[:, j]]
-        proba = self.booster.predict(matrix, num_threads=self.num_threads)
+        proba = self.booster.predict(matrix, num_threads=threads_for(len(rows)))
         return np.asarray(proba, dtype=np.float64).reshape(len(rows), -1)
 
 
@@ -185,9 +208,10 @@ class HistGradientBoostingPredictor:
         raw = np.zeros((len(rows), self.n_trees_per_iteration), dtype=self.baseline.dtype, order="F")
         raw += self.baseline
         bitsets, feature_map = self.bitsets, self.feature_map
+        threads = threads_for(len(rows))
         for iteration in self.predictors:
             for k, tree in enumerate(iteration):
-                raw[:, k] += tree.predict(matrix, bitsets, feature_map, 1)
+                raw[:, k] += tree.predict(matrix, bitsets, feature_map, threads)
         return np.asarray(self.loss.predict_proba(raw), dtype=np.float64)
 
 
