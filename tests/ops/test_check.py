@@ -178,3 +178,35 @@ def test_database_urls_without_a_user_name_are_named_not_checked_as_user_none(fr
             assert f"{setting} names no user" in results[name].detail, line
             assert setting in (results[name].fix or ""), line
             assert "None" not in line and password not in line, line
+
+
+def test_a_complete_collection_confirmed_by_a_later_run_counts_as_the_triggered_run(tmp_path):
+    """Once complete, each run confirms the newest 'complete' row; a scheduled run may do so after ours."""
+    import datetime as dt
+
+    from forestops.ops import check
+    from forestops.storage.db import ensure_schema, make_engine
+    from forestops.storage.tables import fetch_log
+
+    url = f"sqlite:///{tmp_path / 'covertype.db'}"
+    engine = make_engine(url)
+    ensure_schema(engine)
+    triggered = dt.datetime(2026, 12, 2, 5, 0, 0)
+    with engine.begin() as connection:
+        connection.execute(
+            fetch_log.insert(),
+            {
+                "started_at": triggered - dt.timedelta(minutes=9),
+                "finished_at": triggered + dt.timedelta(seconds=7),  # confirmed after our trigger...
+                "source_url": "http://datasource",
+                "group_number": 1,
+                "status": "complete",
+                "run_id": "scheduled__later",  # ...by a later scheduled run
+            },
+        )
+    engine.dispose()
+
+    found = check._fetch_of_run("ingest run", url, "manual__ours", triggered)
+    assert found.outcome == check.Outcome.OK and "served every batch" in found.detail, found
+    stale = check._fetch_of_run("ingest run", url, "manual__ours", triggered + dt.timedelta(minutes=1))
+    assert stale.outcome == check.Outcome.FAIL and "has no fetch for it" in stale.detail, stale

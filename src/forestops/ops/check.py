@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -323,6 +324,7 @@ def check_ingest(target: Target, sleep: Callable[[float], None] = time.sleep) ->
                 f"DAG {names.DAG_INGEST} is paused",
                 "unpause it in the Airflow UI (toggle) and run the check again",
             )
+        triggered_at = datetime.now(UTC).replace(tzinfo=None)  # naive UTC, as fetch_log holds time
         started = httpx.post(f"{dag_url}/dagRuns", json={"logical_date": None}, headers=headers, timeout=HTTP_TIMEOUT)
         if started.status_code not in (200, 201):
             return fail(
@@ -348,10 +350,17 @@ def check_ingest(target: Target, sleep: Callable[[float], None] = time.sleep) ->
         return fail(
             name, f"run {run_id} failed", f"open the run in the Airflow UI ({target.airflow_url}) for the task's log"
         )
-    return _fetch_of_run(name, target.raw_database_url, run_id)
+    return _fetch_of_run(name, target.raw_database_url, run_id, triggered_at)
 
 
-def _fetch_of_run(name: str, database_url: str, run_id: str) -> CheckResult:
+def _fetch_of_run(name: str, database_url: str, run_id: str, triggered_at: datetime) -> CheckResult:
+    """The fetch the run recorded.
+
+    Once the collection is complete, a run confirms the newest "complete" row
+    (its ``run_id`` and ``finished_at``) instead of adding one, so a scheduled
+    run that confirms it after ours replaces our run id: a "complete" row
+    confirmed since the trigger counts as our run's fetch.
+    """
     engine = create_engine(database_url)
     try:
         with engine.connect() as connection:
@@ -366,6 +375,18 @@ def _fetch_of_run(name: str, database_url: str, run_id: str) -> CheckResult:
                 .mappings()
                 .first()
             )
+            if row is None:
+                row = (
+                    connection.execute(
+                        text(
+                            "SELECT status, rows_new, rows_duplicate, error FROM fetch_log"
+                            " WHERE status = :complete AND finished_at >= :since ORDER BY id DESC"
+                        ),
+                        {"complete": names.FetchStatus.COMPLETE.value, "since": triggered_at},
+                    )
+                    .mappings()
+                    .first()
+                )
             total = connection.execute(text("SELECT COUNT(*) FROM raw_rows")).scalar_one()
     finally:
         engine.dispose()
