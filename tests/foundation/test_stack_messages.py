@@ -125,15 +125,19 @@ signal.pause()
 """
 
 
-def test_down_kills_only_a_task_that_ignores_sigterm_and_names_it(tmp_path):
-    """A task stuck in a fit must not make the scheduler need SIGKILL: the task is killed, by name."""
+def _start_leader(tmp_path, code: str) -> supervise.ServiceRecord:
+    """Start ``code`` the way `stack up` starts the scheduler, and wait until it says it is ready."""
     log = tmp_path / "scheduler.log"
-    record = supervise.start_detached(
-        "airflow-scheduler", [sys.executable, "-c", LEADER], log, os.environ, cwd=tmp_path
-    )
+    record = supervise.start_detached("airflow-scheduler", [sys.executable, "-c", code], log, os.environ, cwd=tmp_path)
     deadline = time.monotonic() + 60
     while "leader ready" not in log.read_text().splitlines() and time.monotonic() < deadline:
         time.sleep(0.1)
+    return record
+
+
+def test_down_kills_only_a_task_that_ignores_sigterm_and_names_it(tmp_path):
+    """A task stuck in a fit must not make the scheduler need SIGKILL: the task is killed, by name."""
+    record = _start_leader(tmp_path, LEADER)
     assert len(record.family()) == 2
     forced = supervise.stop_together([record], grace=2, timeout=20)
     assert not record.family()
@@ -169,13 +173,7 @@ signal.pause()
 
 def test_a_finished_child_waiting_to_be_reaped_is_not_reported_as_killed(tmp_path):
     """A zombie has ended: it needs no SIGKILL and must not be named as one."""
-    log = tmp_path / "scheduler.log"
-    record = supervise.start_detached(
-        "airflow-scheduler", [sys.executable, "-c", SLOW_LEADER], log, os.environ, cwd=tmp_path
-    )
-    deadline = time.monotonic() + 60
-    while "leader ready" not in log.read_text().splitlines() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    record = _start_leader(tmp_path, SLOW_LEADER)
     leader = psutil.Process(record.pid)
     deadline = time.monotonic() + 30
     while not any(c.status() == psutil.STATUS_ZOMBIE for c in leader.children()) and time.monotonic() < deadline:
