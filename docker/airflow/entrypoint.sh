@@ -17,4 +17,8 @@ with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") 
     json.dump(passwords, handle)
 PY
 fi
+# The image's entrypoint runs everything else as an `airflow` subcommand; ours are forestops's own.
+if [[ "${1:-}" == "forestops" ]]; then
+    exec "$@"
+fi
 exec /entrypoint "$@"

@@ -147,6 +147,31 @@ def ingest_once(
     raise typer.Exit(1 if outcome.status == FetchStatus.ERROR else 0)
 
 
+@app.command("airflow-history")
+def airflow_history(
+    once: bool = typer.Option(False, "--once", help="Clean once and exit instead of every retention period."),
+    check: bool = typer.Option(False, "--check", help="Health check: exit 1 unless the last clean succeeded lately."),
+) -> None:
+    """Keep Airflow's run history bounded: `airflow db clean` of rows older than FORESTOPS_AIRFLOW_HISTORY_HOURS."""
+    from forestops.logs import setup_logging
+
+    setup_logging()
+    settings = _settings()
+    from forestops.airflow_history import check_recent, clean_history, run_forever
+
+    if check:
+        problem = check_recent(settings)
+        if problem:
+            typer.secho(problem, fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        return
+    if once:
+        result = clean_history(settings.airflow_history_hours)
+        typer.echo(f"Airflow run history before {result.cutoff.isoformat(timespec='seconds')} deleted")
+        return
+    run_forever(settings)
+
+
 @app.command("mlflow-db-upgrade")
 def mlflow_db_upgrade() -> None:
     """Migrate MLflow's database to this MLflow's schema (the compose's one-shot job before the server).

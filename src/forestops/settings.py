@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     task_log_retention_hours: float = Field(
         48.0, gt=0, description="Retention deletes Airflow task log files older than this."
     )
+    airflow_history_hours: float = Field(
+        48.0, gt=0, description="Airflow's run history (runs, task instances, XComs, events) older than this goes."
+    )
     service_log_max_mb: float = Field(
         50.0, gt=0, description="Retention cuts a local stack service log past this size to its newest half."
     )

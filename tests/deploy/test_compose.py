@@ -27,6 +27,7 @@ LONG_RUNNING = {
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
+    "airflow-history",
 }
 ONE_SHOT = {"minio-init", "db-init", "airflow-init", "mlflow-migrate", "mlflow-users"}
 AIRFLOW = {name for name in LONG_RUNNING | ONE_SHOT if name.startswith("airflow-")}

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -133,6 +136,9 @@ def airflow_cli(tmp_path_factory) -> dict:
 def test_airflow_services_run_existing_airflow_commands(services, airflow_cli, name) -> None:
     service = services[name]
     argv = compose.effective_command(service)
+    if argv[0] == "forestops":  # our entrypoint runs these itself (test below)
+        assert argv[1] in compose.forestops_commands(), f"{name}: `forestops {argv[1]}` does not exist"
+        return
     if argv[0] == "airflow":
         argv = argv[1:]
     assert argv[0] in airflow_cli["commands"], f"{name}: `airflow {argv[0]}` does not exist"
@@ -143,6 +149,18 @@ def test_airflow_services_run_existing_airflow_commands(services, airflow_cli, n
     if job_type:
         assert job_type.group(1) in airflow_cli["job_types"], test
         assert "--hostname" in airflow_cli["jobs_check_options"]
+
+
+def test_the_airflow_entrypoint_runs_forestops_commands_itself(tmp_path) -> None:
+    """The image's own entrypoint would run `airflow forestops ...`; ours hands forestops commands to forestops."""
+    script = compose.DOCKER_DIR / "airflow" / "entrypoint.sh"
+    path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    env = {"PATH": path, "FORESTOPS_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    result = subprocess.run(["bash", str(script), "forestops", "--help"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "airflow-history" in result.stdout
+    other = subprocess.run(["bash", str(script), "version"], env=env, capture_output=True, text=True)
+    assert other.returncode != 0 and "/entrypoint" in other.stderr, "anything else goes to the image's entrypoint"
 
 
 def test_airflow_image_matches_the_locked_airflow_and_python() -> None:

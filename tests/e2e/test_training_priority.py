@@ -22,6 +22,7 @@ def test_airflow_components_are_planned_nice_and_the_services_are_not(tmp_path):
         "airflow-scheduler",
         "airflow-dag-processor",
         "airflow-triggerer",
+        "airflow-history",
     }
     assert niceness["airflow-scheduler"] == 12 and niceness["inference"] == 0
 

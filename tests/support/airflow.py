@@ -74,11 +74,16 @@ class DagTestResult:
 
 
 def run_dag_test(
-    home: Path, dag_id: str, env: Mapping[str, str], conf: dict | None = None, timeout: float = 600
+    home: Path,
+    dag_id: str,
+    env: Mapping[str, str],
+    conf: dict | None = None,
+    timeout: float = 600,
+    dags_folder: Path = DAGS_FOLDER,
 ) -> DagTestResult:
-    """Run ``dag.test()`` for ``dag_id`` from the repository's dags folder."""
-    full_env = {**os.environ, **airflow_env(home), **env}
-    argv = [sys.executable, "-c", _CHILD, str(DAGS_FOLDER), dag_id]
+    """Run ``dag.test()`` for ``dag_id`` from the repository's dags folder (or ``dags_folder``)."""
+    full_env = {**os.environ, **airflow_env(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), **env}
+    argv = [sys.executable, "-c", _CHILD, str(dags_folder), dag_id]
     if conf is not None:
         argv.append(json.dumps(conf))
     result = subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=timeout, cwd=REPO)

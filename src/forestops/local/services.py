@@ -35,7 +35,7 @@ class ServiceSpec:
     argv: list[str]
     port: int | None
     url: str | None
-    health_url: str
+    health_url: str | None  # None: a worker with no port, healthy while it runs
     env: dict[str, str] = field(default_factory=dict)
     port_setting: str | None = None
     # An Airflow component (scheduler, ...) reports its health through the API server's health_url.
@@ -44,7 +44,7 @@ class ServiceSpec:
     niceness: int = 0
 
     def healthy(self) -> bool:
-        return service_healthy(self.health_url, self.health_component)
+        return self.health_url is None or service_healthy(self.health_url, self.health_component)
 
 
 def forestops_executable() -> str:
@@ -170,6 +170,19 @@ def plan(settings: Settings, setup: airflow.AirflowSetup, ui_password: str | Non
                 niceness=settings.stack_training_niceness,
             )
         )
+    # Airflow's own run history (forestops.airflow_history): the DAGs cannot reach that database.
+    specs.append(
+        ServiceSpec(
+            "airflow-history",
+            "Airflow run-history cleaner",
+            [forestops, "airflow-history"],
+            None,
+            None,
+            None,
+            airflow_env,
+            niceness=settings.stack_training_niceness,
+        )
+    )
     add_forestops("inference", "inference API", "inference", settings.inference_port, "/health", "INFERENCE_PORT")
     add_forestops("ui", "Streamlit UI", "ui", settings.ui_port, "/_stcore/health", "UI_PORT")
     if ui_password is not None:
