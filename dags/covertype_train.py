@@ -70,9 +70,15 @@ def covertype_train():
 
     @task
     def train(loaded: dict, run_id: str | None = None) -> dict:
-        from forestops.training import steps
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        return steps.train_step(get_settings(), steps.Loaded.from_xcom(loaded), run_id).to_xcom()
+        from forestops.training import preemption, steps
+
+        try:
+            return steps.train_step(get_settings(), steps.Loaded.from_xcom(loaded), run_id).to_xcom()
+        except preemption.Superseded as error:
+            # The final training (queued behind this run) replaces it; the rest of this run is skipped.
+            raise AirflowSkipException(str(error)) from None
 
     @task
     def evaluate(loaded: dict, trained: dict) -> dict:

@@ -160,6 +160,43 @@ def test_the_next_search_starts_from_the_champions_recorded_recipe(stocked_datab
     assert learning_curve.CURVE_PLOT_FILE in {a.path for a in client.list_artifacts(parent)}
 
 
+def test_the_final_training_refits_the_recipe_alone_and_a_periodic_one_gives_way(
+    stocked_database, settings_for, training_rows
+):
+    """When the collection completes under a training, it stops; the final one re-fits the champion's recipe."""
+    from forestops.ingest import store
+    from forestops.training import preemption
+
+    settings = settings_for(stocked_database, training_candidates=candidates.LIGHTGBM, search_max_trials=1)
+    first = steps.run_training(settings, force=True)
+    assert first.promoted is not None
+    recipe = registry.champion_recipe(_client(settings), settings.model_name)
+    assert recipe is not None and recipe[0] == candidates.LIGHTGBM
+
+    periodic = steps.load_step(settings, steps.gate_step(settings, force=True))
+    last_batch = [[str(int(row[0]) + 1), *row[1:]] for row in training_rows[:300]]  # new rows: new hashes
+    assert insert_raw_rows(stocked_database, last_batch, batch_number=10) > 0
+    where = {"source_url": "http://data-api", "detail": "all batches collected"}
+    store.record_complete(make_engine(stocked_database), group_number=settings.group_number, **where)
+    with pytest.raises(preemption.Superseded):
+        steps.train_step(settings, periodic)
+    stopped = training_log(stocked_database)[-1]
+    assert stopped.id == periodic.log_id and stopped.status == TrainingStatus.SKIPPED
+    assert stopped.finished_at is not None and stopped.detail.startswith("superseded: the collection completed")
+
+    with_baseline = settings.model_copy(update={"training_candidates": "lightgbm,baseline"})
+    decision = steps.gate_step(with_baseline)
+    assert decision.train and decision.final and decision.reason.startswith("final training")
+    final = steps.load_step(with_baseline, decision)
+    assert final.final and final.max_raw_id > periodic.max_raw_id
+    trained = steps.train_step(with_baseline, final)
+    [refit] = trained.candidates
+    assert refit.name == candidates.LIGHTGBM and refit.search_trials == 0
+    assert refit.params == recipe[1]
+    # The final training is never superseded: the same completion does not stop it.
+    assert not steps.supersede_watch(with_baseline, final).superseded()
+
+
 def _register(settings, pipeline, x_example) -> str:
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_experiment(settings.experiment_name)
@@ -375,7 +412,10 @@ def test_gate_trains_once_more_below_the_threshold_when_the_collection_completes
     store.record_complete(engine, group_number=1, **where)
     assert store.newest_status(engine, 1) == FetchStatus.COMPLETE
     final = gate.should_train(engine, None, force=False, group_number=1)
-    assert final.train and final.new_rows == 10
+    assert final.train and final.new_rows == 10 and final.final and not first.final
+    forced = gate.should_train(engine, None, force=True, group_number=1)
+    assert forced.train and not forced.final  # a forced training is a full one, whatever the collection's state
+    gate.update(engine, forced.log_id, status=TrainingStatus.SKIPPED)
     assert final.reason == "final training: the collection is complete; 10 new rows since training #1 (threshold 50)"
     gate.update(engine, final.log_id, status=TrainingStatus.TRAINED, rows_used=1010, max_raw_id=final.max_raw_id)
     assert not gate.should_train(engine, None, force=False, group_number=1).train  # nothing new since the final one

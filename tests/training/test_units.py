@@ -234,3 +234,53 @@ def test_saving_and_loading_a_model_in_an_airflow_task_writes_no_deprecation_flo
     assert done.returncode == 0 and "round trip done" in done.stdout, done.stderr[-3000:]
     flood = [line for line in done.stderr.splitlines() if "attribute is deprecated" in line]
     assert flood == [], f"{len(flood)} warnings, e.g. {flood[:2]}"
+
+
+class _SupersededAfter:
+    """A watch that reports the training superseded at its ``n``-th question (no database needed)."""
+
+    def __new__(cls, n: int):
+        from forestops.training import preemption
+
+        class Watch(preemption.SupersedeWatch):
+            asked = 0
+
+            def superseded(self) -> bool:
+                Watch.asked += 1
+                return Watch.asked >= n
+
+        return Watch(engine=None, group_number=1, max_raw_id=0)  # type: ignore[arg-type]
+
+
+def test_a_superseded_training_stops_inside_a_lightgbm_fit(frame):
+    """The fit ends at the round the watch says so, not after its 500 rounds."""
+    from forestops.training import preemption
+
+    x, y = schema.feature_frame(frame), frame[schema.LABEL].to_numpy()
+    watch = _SupersededAfter(3)
+    pipeline = candidates.build_pipeline(candidates.LIGHTGBM, {"n_estimators": 500})
+    with pytest.raises(preemption.Superseded, match="final training on every collected row replaces it"):
+        candidates.fit_pipeline(pipeline, x, y, lightgbm_callbacks=[watch.lightgbm_callback()])
+    assert type(watch).asked == 3
+
+
+def test_a_superseded_search_stops_before_its_next_trial(frame):
+    from forestops.training import preemption, search
+
+    inside = data.validation_mask(frame["row_hash"])
+    x_fit, y_fit = data.features_and_labels(frame[~inside])
+    x_val, y_val = data.features_and_labels(frame[inside])
+    watch = _SupersededAfter(1)
+    budget = search.SearchBudget(cpu_seconds=10_000, max_trials=3)
+    with pytest.raises(preemption.Superseded):
+        search.search(candidates.HIST_GRADIENT_BOOSTING, x_fit, y_fit, x_val, y_val, budget, watch=watch)
+    assert type(watch).asked == 1
+
+
+def test_the_final_plan_is_the_champions_recipe_when_it_may_be_fitted():
+    from forestops.training.steps import final_plan
+
+    recipe = (candidates.LIGHTGBM, {"num_leaves": 63})
+    assert final_plan(recipe, [candidates.LIGHTGBM, candidates.BASELINE]) == [candidates.LIGHTGBM]
+    assert final_plan(recipe, [candidates.BASELINE]) is None  # its family is no longer configured: all of them
+    assert final_plan(None, [candidates.LIGHTGBM]) is None  # no recipe recorded: a full training

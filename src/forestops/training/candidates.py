@@ -141,9 +141,13 @@ def class_sample_weights(labels, power: float = 0.5) -> np.ndarray:
     return np.array([lookup[label] for label in labels.tolist()], dtype=float)
 
 
-def fit_pipeline(pipeline: Pipeline, features, labels, class_weight_power: float = 0.5) -> Pipeline:
-    """Fit with rare-class weights passed to the final estimator."""
-    weights = class_sample_weights(labels, class_weight_power) if class_weight_power else None
-    if weights is None:
-        return pipeline.fit(features, labels)
-    return pipeline.fit(features, labels, model__sample_weight=weights)
+def fit_pipeline(
+    pipeline: Pipeline, features, labels, class_weight_power: float = 0.5, lightgbm_callbacks: list | None = None
+) -> Pipeline:
+    """Fit with rare-class weights passed to the final estimator (and LightGBM's callbacks to LightGBM)."""
+    fit_params: dict[str, Any] = {}
+    if class_weight_power:
+        fit_params["model__sample_weight"] = class_sample_weights(labels, class_weight_power)
+    if lightgbm_callbacks and type(pipeline.named_steps["model"]).__name__ == "LGBMClassifier":
+        fit_params["model__callbacks"] = list(lightgbm_callbacks)
+    return pipeline.fit(features, labels, **fit_params)

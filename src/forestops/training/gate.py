@@ -37,6 +37,8 @@ class GateDecision:
     max_raw_id: int | None
     log_id: int
     trigger: str | None = None  # why the run was started, when something other than new rows started it
+    # The collection is complete and this training reads every row: the cycle's last, and the one that matters.
+    final: bool = False
 
     def to_xcom(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,8 +110,14 @@ def should_train(
             )
             reason = f"{new_rows} new rows since training #{previous.id} (threshold {threshold})"
         train = force or new_rows >= threshold
-        final = not train and previous is not None and new_rows > 0 and group_number is not None
-        if final and group_number is not None and collection_complete(connection, group_number):
+        final = (
+            not force
+            and previous is not None
+            and new_rows > 0
+            and group_number is not None
+            and collection_complete(connection, group_number)
+        )
+        if final:
             train = True
             reason = f"final training: the collection is complete; {reason}"
         if force:
@@ -136,12 +144,12 @@ def should_train(
         assert key is not None  # an INSERT of one row always has its key
         log_id = int(key[0])
     log.info("training gate: %s (%s)", "train" if train else "skip", reason)
-    return GateDecision(train, reason, int(total), int(new_rows), int(threshold), max_id, log_id, trigger)
+    return GateDecision(train, reason, int(total), int(new_rows), int(threshold), max_id, log_id, trigger, final)
 
 
 def update(engine: sa.Engine, log_id: int, **values: Any) -> None:
     """Record progress or the outcome of a training on its log row."""
-    if values.get("status") in (TrainingStatus.TRAINED, TrainingStatus.FAILED):
+    if values.get("status") in (TrainingStatus.TRAINED, TrainingStatus.FAILED, TrainingStatus.SKIPPED):
         values.setdefault("finished_at", _utcnow())
     if "detail" in values and values["detail"] is not None:
         values["detail"] = str(values["detail"])[:60000]

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from forestops.training.candidates import (
     build_pipeline,
     class_sample_weights,
 )
+
+if TYPE_CHECKING:
+    from forestops.training.preemption import SupersedeWatch
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,9 @@ def _suggest(candidate: str, trial) -> dict[str, Any]:
     raise ValueError(f"no search space for {candidate!r}")
 
 
-def _fit_and_score(candidate: str, params: dict[str, Any], data, seed: int, weight_power: float) -> tuple[float, dict]:
+def _fit_and_score(
+    candidate: str, params: dict[str, Any], data, seed: int, weight_power: float, callbacks: Sequence = ()
+) -> tuple[float, dict]:
     """Fit on the search's training part, score macro-F1 on its validation part.
 
     Rounds grow up to ``MAX_ROUNDS`` and stop early on the validation part;
@@ -111,7 +116,7 @@ def _fit_and_score(candidate: str, params: dict[str, Any], data, seed: int, weig
         from lightgbm import early_stopping
 
         fit_params.update(model__eval_X=(x_val,), model__eval_y=(y_val,))
-        fit_params["model__callbacks"] = [early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)]
+        fit_params["model__callbacks"] = [early_stopping(EARLY_STOPPING_ROUNDS, verbose=False), *callbacks]
     elif candidate == HIST_GRADIENT_BOOSTING:
         # The features step is the identity on feature_frame output, so the
         # validation rows can go straight to the estimator.
@@ -159,10 +164,13 @@ def search(
     seed: int = 42,
     weight_power: float = 0.5,
     warm_start: Sequence[dict[str, Any]] = (),
+    watch: SupersedeWatch | None = None,
 ) -> SearchResult:
     """Search ``candidate``'s parameters within ``budget``, starting from ``warm_start`` and the defaults.
 
-    A bare number is a budget in CPU seconds.
+    A bare number is a budget in CPU seconds.  ``watch`` ends the search (by
+    raising ``Superseded``) before a trial or inside a LightGBM fit when the
+    training has been superseded (``forestops.training.preemption``).
     """
     import optuna
 
@@ -174,9 +182,13 @@ def search(
     data = (x_fit, y_fit, x_val, y_val)
     history: list[dict[str, Any]] = []
 
+    callbacks = [watch.lightgbm_callback()] if watch is not None else []
+
     def objective(trial) -> float:
+        if watch is not None:
+            watch.check()
         params = {**DEFAULT_PARAMS[candidate], **_suggest(candidate, trial)}
-        score, chosen = _fit_and_score(candidate, params, data, seed, weight_power)
+        score, chosen = _fit_and_score(candidate, params, data, seed, weight_power, callbacks)
         trial.set_user_attr("params", chosen)
         history.append({"trial": trial.number, "f1_macro": score, "params": chosen})
         return score

@@ -33,7 +33,18 @@ from forestops.names import (
 from forestops.settings import Settings
 from forestops.storage.db import ensure_schema, make_engine
 from forestops.training import candidates as cands
-from forestops.training import checks, data, evaluation, gate, history, promotion, registry, search, tracking
+from forestops.training import (
+    checks,
+    data,
+    evaluation,
+    gate,
+    history,
+    preemption,
+    promotion,
+    registry,
+    search,
+    tracking,
+)
 from forestops.training.gate import GateDecision
 
 log = logging.getLogger(__name__)
@@ -56,6 +67,7 @@ class Loaded:
     batch_numbers: tuple[int, ...]
     digest: str
     trigger: str | None = None  # why the run was started (the gate's), when not by new rows
+    final: bool = False  # the cycle's final training, on every collected row (see training.gate)
 
     @property
     def folder(self) -> Path:
@@ -209,6 +221,8 @@ def recorded_failure(settings: Settings, log_id: int | None) -> Iterator[None]:
     """Mark the training's log row failed (with the error) when a step raises."""
     try:
         yield
+    except preemption.Superseded:
+        raise  # not a failure: train_step records it
     except Exception as error:
         if log_id is not None:
             try:
@@ -267,6 +281,7 @@ def load_step(settings: Settings, decision: GateDecision) -> Loaded:
             rows.batch_numbers,
             rows.digest,
             decision.trigger,
+            decision.final,
         )
 
 
@@ -284,7 +299,12 @@ def check_step(settings: Settings, loaded: Loaded) -> Checked:
 
 
 def _search_params(
-    settings: Settings, name: str, training, budget: float, warm_start: list[dict[str, Any]]
+    settings: Settings,
+    name: str,
+    training,
+    budget: float,
+    warm_start: list[dict[str, Any]],
+    watch: preemption.SupersedeWatch | None = None,
 ) -> search.SearchResult | None:
     if budget <= 0 or name not in cands.STRONG_CANDIDATES:
         return None
@@ -303,22 +323,65 @@ def _search_params(
         settings.random_seed,
         settings.class_weight_power,
         warm_start=warm_start,
+        watch=watch,
     )
 
 
+def final_plan(recipe: tuple[str, dict[str, Any]] | None, configured: list[str]) -> list[str] | None:
+    """What the final training fits: the champion's recipe alone, when the champion has one we may fit.
+
+    The searches of the cycle's trainings have already chosen the family and
+    its parameters; the final training only re-fits that recipe on every row,
+    a quarter of a periodic training's CPU (no search trials, no other
+    candidates), so the champion settles minutes after the last batch.
+    """
+    if recipe is None or recipe[0] not in configured:
+        return None
+    return [recipe[0]]
+
+
+def supersede_watch(settings: Settings, loaded: Loaded) -> preemption.SupersedeWatch:
+    return preemption.SupersedeWatch(
+        _engine(settings), settings.group_number, loaded.max_raw_id, active=not loaded.final
+    )
+
+
+def _superseded(settings: Settings, loaded: Loaded, error: preemption.Superseded) -> preemption.Superseded:
+    gate.update(_engine(settings), loaded.log_id, status=TrainingStatus.SKIPPED, detail=str(error), decision="none")
+    log.info("training #%d %s", loaded.log_id, error)
+    return error
+
+
 def train_step(settings: Settings, loaded: Loaded, run_id: str | None = None) -> Trained:
-    """Fit every candidate (searching the strong ones) and log one child run each."""
+    """Fit every candidate (searching the strong ones) and log one child run each.
+
+    The final training re-fits the champion's recipe only (``final_plan``);
+    any other gives way (raises ``preemption.Superseded``) when the collection
+    completes under it.
+    """
+    watch = supersede_watch(settings, loaded)
+    try:
+        return _train(settings, loaded, run_id, watch)
+    except preemption.Superseded as error:
+        raise _superseded(settings, loaded, error) from None
+
+
+def _train(settings: Settings, loaded: Loaded, run_id: str | None, watch: preemption.SupersedeWatch) -> Trained:
     import mlflow
     import skops.io
 
     with recorded_failure(settings, loaded.log_id):
         client = tracking.connect(settings.mlflow_tracking_uri, settings.experiment_name)
         recipe = registry.champion_recipe(client, settings.model_name)
-        to_fit = candidate_names(settings)
+        configured = candidate_names(settings)
+        plan = final_plan(recipe, configured) if loaded.final else None
+        to_fit = plan or configured
         training, evaluation_rows = _split_frames(data.read_split(loaded.path))
         x_train, y_train = data.features_and_labels(training)
         strong = [n for n in to_fit if n in cands.STRONG_CANDIDATES]
-        budget = settings.search_seconds / len(strong) if strong else 0.0
+        budget = settings.search_seconds / len(strong) if strong and plan is None else 0.0
+        if plan is not None:
+            log.info("final training: re-fitting the champion's recipe (%s) on every collected row", plan[0])
         common_tags = tracking.run_tags(run_id, loaded.log_id)
         fitted: list[TrainedCandidate] = []
         with mlflow.start_run(run_name=f"{PARENT_RUN_PREFIX}-{loaded.log_id}", tags=common_tags) as parent:
@@ -333,12 +396,19 @@ def train_step(settings: Settings, loaded: Loaded, run_id: str | None = None) ->
             for name in to_fit:
                 with mlflow.start_run(run_name=name, nested=True, tags={**common_tags, "candidate": name}) as child:
                     started, cpu_started = time.perf_counter(), time.process_time()
+                    watch.check()
                     warm = [recipe[1]] if recipe and recipe[0] == name else []
                     with _limited_threads():
-                        found = _search_params(settings, name, training, budget, warm)
-                        params = found.params if found else {}
+                        found = _search_params(settings, name, training, budget, warm, watch)
+                        params = found.params if found else (recipe[1] if plan and recipe else {})
                         pipeline = cands.build_pipeline(name, params, seed=settings.random_seed)
-                        cands.fit_pipeline(pipeline, x_train, y_train, settings.class_weight_power)
+                        cands.fit_pipeline(
+                            pipeline,
+                            x_train,
+                            y_train,
+                            settings.class_weight_power,
+                            lightgbm_callbacks=[watch.lightgbm_callback()],
+                        )
                     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
                     tracking.log_candidate_fit(pipeline, seconds, len(training), found, cpu)
                     model_path = loaded.folder / f"{name}.skops"
