@@ -196,11 +196,13 @@ def environment(home: Path, port_base: int | None) -> dict[str, str]:
         FORESTOPS_STACK_HEALTH_TIMEOUT=os.environ.get("FORESTOPS_STACK_HEALTH_TIMEOUT", "900"),
         AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="300",
         AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT="600",
-        # Retention at a pace one hour can show: every 10 minutes, task logs kept 15 minutes,
-        # service logs cut at 5 MB (defaults: hourly, 48 hours, 50 MB; the bound scales with them).
+        # Retention at a pace one hour can show: every 10 minutes, task logs and Airflow's run history
+        # kept 15 minutes, service logs cut at 5 MB (defaults: hourly, 48 hours, 50 MB; the bound
+        # scales with them).
         FORESTOPS_RETENTION_EVERY_MINUTES=os.environ.get("FORESTOPS_RETENTION_EVERY_MINUTES", "10"),
         FORESTOPS_TASK_LOG_RETENTION_HOURS=os.environ.get("FORESTOPS_TASK_LOG_RETENTION_HOURS", "0.25"),
         FORESTOPS_SERVICE_LOG_MAX_MB=os.environ.get("FORESTOPS_SERVICE_LOG_MAX_MB", "5"),
+        FORESTOPS_AIRFLOW_HISTORY_HOURS=os.environ.get("FORESTOPS_AIRFLOW_HISTORY_HOURS", "0.25"),
     )
 
 

@@ -192,7 +192,8 @@ def test_the_final_training_refits_the_recipe_alone_and_a_periodic_one_gives_way
     trained = steps.train_step(with_baseline, final)
     [refit] = trained.candidates
     assert refit.name == candidates.LIGHTGBM and refit.search_trials == 0
-    assert refit.params == recipe[1]
+    assert refit.params == steps.final_params(candidates.LIGHTGBM, recipe[1])
+    assert refit.params["n_estimators"] >= max(recipe[1]["n_estimators"], 600)
     # The final training is never superseded: the same completion does not stop it.
     assert not steps.supersede_watch(with_baseline, final).superseded()
 

@@ -284,3 +284,13 @@ def test_the_final_plan_is_the_champions_recipe_when_it_may_be_fitted():
     assert final_plan(recipe, [candidates.LIGHTGBM, candidates.BASELINE]) == [candidates.LIGHTGBM]
     assert final_plan(recipe, [candidates.BASELINE]) is None  # its family is no longer configured: all of them
     assert final_plan(None, [candidates.LIGHTGBM]) is None  # no recipe recorded: a full training
+
+
+def test_the_final_fit_takes_at_least_the_default_rounds():
+    from forestops.training.steps import final_params
+
+    recipe = {"num_leaves": 63, "n_estimators": 180}
+    assert final_params(candidates.LIGHTGBM, recipe) == {"num_leaves": 63, "n_estimators": 600}
+    assert final_params(candidates.LIGHTGBM, {**recipe, "n_estimators": 900})["n_estimators"] == 900
+    assert final_params(candidates.HIST_GRADIENT_BOOSTING, {"max_iter": 50})["max_iter"] == 400
+    assert final_params(candidates.BASELINE, {"C": 2.0}) == {"C": 2.0}

@@ -340,6 +340,19 @@ def final_plan(recipe: tuple[str, dict[str, Any]] | None, configured: list[str])
     return [recipe[0]]
 
 
+def final_params(name: str, recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe, with at least the defaults' boosting rounds.
+
+    The recipe's rounds were chosen by early stopping on an earlier, smaller
+    collection; more rows support more rounds (measured on 140,000 rows:
+    accuracy 0.942 with 300 rounds, 0.949 with the default 600).
+    """
+    rounds = search.ROUNDS_PARAM.get(name)
+    if rounds is None or rounds not in recipe:
+        return dict(recipe)
+    return {**recipe, rounds: max(int(recipe[rounds]), int(cands.DEFAULT_PARAMS[name][rounds]))}
+
+
 def supersede_watch(settings: Settings, loaded: Loaded) -> preemption.SupersedeWatch:
     return preemption.SupersedeWatch(
         _engine(settings), settings.group_number, loaded.max_raw_id, active=not loaded.final
@@ -400,7 +413,7 @@ def _train(settings: Settings, loaded: Loaded, run_id: str | None, watch: preemp
                     warm = [recipe[1]] if recipe and recipe[0] == name else []
                     with _limited_threads():
                         found = _search_params(settings, name, training, budget, warm, watch)
-                        params = found.params if found else (recipe[1] if plan and recipe else {})
+                        params = found.params if found else (final_params(name, recipe[1]) if plan and recipe else {})
                         pipeline = cands.build_pipeline(name, params, seed=settings.random_seed)
                         cands.fit_pipeline(
                             pipeline,
