@@ -45,6 +45,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EARLY_STOPPING_ROUNDS = 30
+# The most leaves a tree may have.  The served model is every tree of every
+# round: a search that chose 861 leaves (and a final fit of 600 rounds) made
+# a 164 MB model that predicted 5.8 ms per row on one core, thirty times the
+# serving budget, and took 7 minutes to evaluate.  255 leaves is still four
+# times the default's depth of choice.
+MAX_LEAVES = 255
+LEAVES_PARAM = {LIGHTGBM: "num_leaves", HIST_GRADIENT_BOOSTING: "max_leaf_nodes"}
 # The most boosting rounds a search trial may grow before early stopping ends it.
 MAX_ROUNDS = {LIGHTGBM: 2000, HIST_GRADIENT_BOOSTING: 1000}
 ROUNDS_PARAM = {LIGHTGBM: "n_estimators", HIST_GRADIENT_BOOSTING: "max_iter"}
@@ -80,7 +87,7 @@ def _suggest(candidate: str, trial) -> dict[str, Any]:
     if candidate == LIGHTGBM:
         return {
             "learning_rate": trial.suggest_float("learning_rate", 0.04, 0.3, log=True),
-            "num_leaves": trial.suggest_int("num_leaves", 31, 1023, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 31, MAX_LEAVES, log=True),
             "min_child_samples": trial.suggest_int("min_child_samples", 2, 60, log=True),
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
             "subsample": trial.suggest_float("subsample", 0.6, 1.0),
@@ -89,7 +96,7 @@ def _suggest(candidate: str, trial) -> dict[str, Any]:
     if candidate == HIST_GRADIENT_BOOSTING:
         return {
             "learning_rate": trial.suggest_float("learning_rate", 0.04, 0.3, log=True),
-            "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 31, 1023, log=True),
+            "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 31, MAX_LEAVES, log=True),
             "min_samples_leaf": trial.suggest_int("min_samples_leaf", 2, 60, log=True),
             "l2_regularization": trial.suggest_float("l2_regularization", 1e-3, 10.0, log=True),
         }
@@ -146,9 +153,12 @@ def starting_points(candidate: str, warm: Sequence[dict[str, Any]] = ()) -> list
 def usable_warm_points(candidate: str, warm: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The warm-start parameters that name every searched parameter, restricted to those, without repeats."""
     names = _suggest_names(candidate)
+    leaves = LEAVES_PARAM.get(candidate)
     points: list[dict[str, Any]] = []
     for params in warm:
         point = {k: v for k, v in params.items() if k in names}
+        if leaves in point:  # a recipe from a wider space, brought within today's
+            point[leaves] = min(int(point[leaves]), MAX_LEAVES)
         if len(point) == len(names) and point not in points:
             points.append(point)
     return points
