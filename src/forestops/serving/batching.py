@@ -13,18 +13,6 @@ Rows are independent, so the answers equal unbatched ones.
 
 Each batch uses one snapshot of the served model: every row of a request is
 answered by the same version, and a swap takes effect at the next batch.
-
-A lone one-row request (nothing else queued) is predicted on the event loop
-itself: handing it to a worker thread and back (anyio's thread hop, a
-futex wake and the loop's wake-up) cost about as much CPU as all the rest
-of the request's Python (in-process profile: 500 against 250 us per request
-one at a time), and with nothing queued there is nothing for the loop to do
-meanwhile.  Under concurrent load requests queue while a call runs, so the
-batches go to the worker thread as before and the loop keeps reading and
-answering requests while the model runs (the trees release the GIL).  Only
-the compiled tree predictors are run this way (well under a millisecond for
-a row); the pipeline and the one-hot path (a forest's joblib dispatch, a
-DataFrame) can take tens of milliseconds and always use the worker thread.
 """
 
 from __future__ import annotations
@@ -40,14 +28,9 @@ from starlette.concurrency import run_in_threadpool
 
 from forestops.errors import ServiceUnavailable
 from forestops.serving.champion import ChampionHolder, ServedModel
-from forestops.serving.predictors import HGB_PREDICTORS, LIGHTGBM_BOOSTER, RowBlock
+from forestops.serving.predictors import RowBlock
 
 log = logging.getLogger(__name__)
-
-# Batches of at most this many rows, with nothing else queued, are predicted on the event loop (see above),
-# by these predictors only.
-INLINE_MAX_ROWS = 1
-INLINE_PREDICTORS = frozenset({LIGHTGBM_BOOSTER, HGB_PREDICTORS})
 
 
 class NoChampion(ServiceUnavailable):
@@ -112,17 +95,6 @@ class Batcher:
             rows += job.rows
         return jobs
 
-    def _inline(self, model: ServedModel, live: list[_Job]) -> bool:
-        """A lone small request, nothing waiting behind it, and a compiled predictor: predict on the loop."""
-        assert self._queue is not None
-        return (
-            len(live) == 1
-            and live[0].rows <= INLINE_MAX_ROWS
-            and self._queue.empty()
-            and self._carry is None
-            and getattr(model.predictor, "kind", None) in INLINE_PREDICTORS
-        )
-
     async def _consume(self) -> None:
         assert self._queue is not None
         while True:
@@ -140,10 +112,7 @@ class Batcher:
                     job.future.set_exception(NoChampion())
                 continue
             try:
-                if self._inline(model, live):
-                    class_ids, probabilities = _predict(model, live)
-                else:
-                    class_ids, probabilities = await run_in_threadpool(_predict, model, live)
+                class_ids, probabilities = await run_in_threadpool(_predict, model, live)
             except Exception as error:
                 log.exception("prediction failed with version %s", model.version)
                 for job in live:
