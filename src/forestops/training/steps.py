@@ -382,9 +382,7 @@ def _train(settings: Settings, loaded: Loaded, run_id: str | None, watch: preemp
         training, evaluation_rows = _split_frames(data.read_split(loaded.path))
         x_train, y_train = data.features_and_labels(training)
         strong = [n for n in to_fit if n in cands.STRONG_CANDIDATES]
-        # No champion recipe yet (the first training): the tuned defaults without a search, so the
-        # first champion is served within two minutes; every later training searches from the recipe.
-        budget = settings.search_seconds / len(strong) if strong and recipe is not None else 0.0
+        budget = settings.search_seconds / len(strong) if strong else 0.0
         # The final training: one trial, the recipe, whatever CPU it takes (see final_plan).
         final_trials = 1 if plan is not None else None
         if plan is not None:
@@ -409,9 +407,7 @@ def _train(settings: Settings, loaded: Loaded, run_id: str | None, watch: preemp
                     warm = [recipe[1]] if recipe and recipe[0] == name else []
                     with _limited_threads():
                         found = _search_params(settings, name, training, budget, warm, watch, final_trials)
-                        # What was fitted, recorded whole: the next training's search starts from it.
-                        fitted_as = recipe[1] if plan and recipe else cands.DEFAULT_PARAMS[name]
-                        params = found.params if found else dict(fitted_as)
+                        params = found.params if found else (recipe[1] if plan and recipe else {})
                         pipeline = cands.build_pipeline(name, params, seed=settings.random_seed)
                         cands.fit_pipeline(
                             pipeline,
