@@ -71,5 +71,5 @@ class SupersedeWatch:
         def callback(_env) -> None:
             self.check()
 
-        callback.order = 5  # type: ignore[attr-defined]  # any order: it only reads the database
+        callback.order = 5  # any order: it only reads the database
         return callback
