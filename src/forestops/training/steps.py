@@ -387,7 +387,6 @@ def _train(settings: Settings, loaded: Loaded, run_id: str | None, watch: preemp
         final_trials = 1 if plan is not None else None
         if plan is not None:
             budget = float("inf")
-        if plan is not None:
             log.info("final training: re-fitting the champion's recipe (%s) on every collected row", plan[0])
         common_tags = tracking.run_tags(run_id, loaded.log_id)
         fitted: list[TrainedCandidate] = []
