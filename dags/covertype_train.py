@@ -110,6 +110,17 @@ def covertype_train():
             steps.Registered.from_xcom(registered),
         ).to_xcom()
 
+    @task
+    def explain(loaded: dict, trained: dict, evaluated: dict) -> None:
+        from forestops.training import steps
+
+        steps.explain_step(
+            get_settings(),
+            steps.Loaded.from_xcom(loaded),
+            steps.Trained.from_xcom(trained),
+            steps.Evaluated.from_xcom(evaluated),
+        )
+
     decision = gate()
     loaded = load(decision)
     enough_new_rows(decision) >> loaded
@@ -118,7 +129,7 @@ def covertype_train():
     checked >> trained
     evaluated = evaluate(loaded, trained)
     registered = register(loaded, trained, evaluated)
-    promote(loaded, evaluated, registered)
+    promote(loaded, evaluated, registered) >> explain(loaded, trained, evaluated)
 
 
 covertype_train()

@@ -9,7 +9,7 @@ from forestops.names import ALIAS_CHAMPION, TrainingStatus
 from tests.support.airflow import run_dag_test
 from tests.training.conftest import env_of, training_log
 
-TASKS = ("gate", "enough_new_rows", "load", "check", "train", "evaluate", "register", "promote")
+TASKS = ("gate", "enough_new_rows", "load", "check", "train", "evaluate", "register", "promote", "explain")
 
 
 @pytest.mark.integration
@@ -83,3 +83,5 @@ def test_train_dag_structure(airflow_home):
     assert tasks["enough_new_rows"]["downstream"] == ["load"]
     assert "train" in tasks["check"]["downstream"]
     assert tasks["register"]["downstream"] == ["promote"]
+    # Importance after promotion: a new champion does not wait for it.
+    assert tasks["promote"]["downstream"] == ["explain"]

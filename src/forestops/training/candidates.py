@@ -142,12 +142,29 @@ def class_sample_weights(labels, power: float = 0.5) -> np.ndarray:
 
 
 def fit_pipeline(
-    pipeline: Pipeline, features, labels, class_weight_power: float = 0.5, lightgbm_callbacks: list | None = None
+    pipeline: Pipeline,
+    features,
+    labels,
+    class_weight_power: float = 0.5,
+    lightgbm_callbacks: list | None = None,
+    lightgbm_threads: int = OPENMP_THREADS,
 ) -> Pipeline:
-    """Fit with rare-class weights passed to the final estimator (and LightGBM's callbacks to LightGBM)."""
+    """Fit with rare-class weights passed to the final estimator (and LightGBM's callbacks to LightGBM).
+
+    ``lightgbm_threads`` is for this fit only: the fitted model keeps
+    ``OPENMP_THREADS``, so whoever loads it later predicts as every other
+    version does.
+    """
     fit_params: dict[str, Any] = {}
     if class_weight_power:
         fit_params["model__sample_weight"] = class_sample_weights(labels, class_weight_power)
-    if lightgbm_callbacks and type(pipeline.named_steps["model"]).__name__ == "LGBMClassifier":
+    is_lightgbm = type(pipeline.named_steps["model"]).__name__ == "LGBMClassifier"
+    if lightgbm_callbacks and is_lightgbm:
         fit_params["model__callbacks"] = list(lightgbm_callbacks)
-    return pipeline.fit(features, labels, **fit_params)
+    if not is_lightgbm:
+        return pipeline.fit(features, labels, **fit_params)
+    pipeline.set_params(model__n_jobs=lightgbm_threads)
+    try:
+        return pipeline.fit(features, labels, **fit_params)
+    finally:
+        pipeline.set_params(model__n_jobs=OPENMP_THREADS)

@@ -196,8 +196,8 @@ def log_candidate_fit(
     mlflow.log_metrics(metrics)
 
 
-def log_candidate_evaluation(run_id: str, name: str, result: Evaluation, importance: Any | None, folder: Path) -> None:
-    """On a candidate's run: its evaluation metrics, confusion matrix, report and (the best's) feature importance."""
+def log_candidate_evaluation(run_id: str, name: str, result: Evaluation, folder: Path) -> None:
+    """On a candidate's run: its evaluation metrics, confusion matrix and report."""
     import mlflow
 
     from forestops.training import evaluation
@@ -205,14 +205,22 @@ def log_candidate_evaluation(run_id: str, name: str, result: Evaluation, importa
     folder.mkdir(exist_ok=True)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics(result.metrics)
-        files = [
-            evaluation.write_confusion_matrix(
-                result.confusion, folder / CONFUSION_MATRIX_FILE, f"{name} on evaluation rows"
-            ),
-            evaluation.write_report(result, folder / REPORT_FILE),
-            *(evaluation.write_importance(importance, folder) if importance is not None else []),
-        ]
-        for file in files:
+        confusion = evaluation.write_confusion_matrix(
+            result.confusion, folder / CONFUSION_MATRIX_FILE, f"{name} on evaluation rows"
+        )
+        for file in (confusion, evaluation.write_report(result, folder / REPORT_FILE)):
+            mlflow.log_artifact(str(file))
+
+
+def log_importance(run_id: str, importance: Any, folder: Path) -> None:
+    """On the best candidate's run: its permutation feature importance (JSON and plot)."""
+    import mlflow
+
+    from forestops.training import evaluation
+
+    folder.mkdir(exist_ok=True)
+    with mlflow.start_run(run_id=run_id):
+        for file in evaluation.write_importance(importance, folder):
             mlflow.log_artifact(str(file))
 
 
