@@ -93,7 +93,7 @@ def test_training_tracks_registers_and_serves_a_champion(stocked_database, setti
         assert any(k.startswith("model_") for k in child.data.params)
         names = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {CONFUSION_MATRIX_FILE, REPORT_FILE} <= names, names
-        # Feature importance (36 predictions) is computed for the winner only, by the explain step.
+        # Feature importance is computed for the winner only, by the explain step.
         best = child.data.tags["candidate"] == result.evaluated.best
         assert (IMPORTANCE_FILE in names) == best, (child.data.tags["candidate"], names)
     strong = [c for c in children if c.data.tags["candidate"] in candidates.STRONG_CANDIDATES]

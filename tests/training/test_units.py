@@ -159,7 +159,7 @@ def test_search_starts_from_the_defaults_and_stops_early(frame):
         defaults = candidates.DEFAULT_PARAMS[name]
         assert all(first[k] == v for k, v in defaults.items() if k != size), (first, defaults)
         # Early stopping on the validation slice decided the number of rounds.
-        assert 0 < result.params[size] <= search.MAX_ROUNDS[name]
+        assert 0 < result.params[size] <= search.max_rounds(name, result.params) <= search.MAX_ROUNDS[name]
         assert 0 < result.validation_f1_macro <= 1
         assert result.cpu_seconds > 0
 
@@ -295,3 +295,18 @@ def test_the_search_space_caps_the_leaves_and_brings_a_wider_recipe_within_it():
     assert point["num_leaves"] == search.MAX_LEAVES == 255
     hgb = {**candidates.DEFAULT_PARAMS[candidates.HIST_GRADIENT_BOOSTING], "max_leaf_nodes": 1000}
     assert search.usable_warm_points(candidates.HIST_GRADIENT_BOOSTING, [hgb])[0]["max_leaf_nodes"] == 255
+
+
+def test_the_size_budget_caps_rounds_by_leaves_and_brings_an_old_recipe_within_it():
+    """884 rounds of 192 leaves made a 118 MB model that took 60 s to score 13,000 rows."""
+    from forestops.training import search
+
+    assert search.max_rounds(candidates.LIGHTGBM, {"num_leaves": 192}) == 100_000 // 192 == 520
+    assert search.max_rounds(candidates.LIGHTGBM, {"num_leaves": 31}) == search.MAX_ROUNDS[candidates.LIGHTGBM]
+    defaults = candidates.DEFAULT_PARAMS[candidates.LIGHTGBM]
+    assert defaults["n_estimators"] <= search.max_rounds(candidates.LIGHTGBM, defaults)  # the defaults fit
+    old = {**defaults, "num_leaves": 192, "n_estimators": 884}
+    assert search.within_size_budget(candidates.LIGHTGBM, old)["n_estimators"] == 520
+    hgb = {**candidates.DEFAULT_PARAMS[candidates.HIST_GRADIENT_BOOSTING], "max_leaf_nodes": 255, "max_iter": 900}
+    assert search.within_size_budget(candidates.HIST_GRADIENT_BOOSTING, hgb)["max_iter"] == 100_000 // 255
+    assert search.within_size_budget(candidates.BASELINE, {"C": 1.0}) == {"C": 1.0}  # not a boosting recipe

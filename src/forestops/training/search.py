@@ -55,6 +55,19 @@ LEAVES_PARAM = {LIGHTGBM: "num_leaves", HIST_GRADIENT_BOOSTING: "max_leaf_nodes"
 # The most boosting rounds a search trial may grow before early stopping ends it.
 MAX_ROUNDS = {LIGHTGBM: 2000, HIST_GRADIENT_BOOSTING: 1000}
 ROUNDS_PARAM = {LIGHTGBM: "n_estimators", HIST_GRADIENT_BOOSTING: "max_iter"}
+# The most leaves per class a model may hold (rounds x leaves per tree): the
+# size of what is served, scored and uploaded.  A recipe of 192 leaves at a
+# learning rate of 0.045 early-stopped at 884 rounds: a 118 MB model that
+# took 60 s to score 13,000 evaluation rows and 4 minutes for its
+# permutation importance.  The tuned defaults hold 600 x 127 = 76,200; a
+# slow learning rate that would need more rounds than this loses the
+# search to a faster one instead of growing the model.
+MAX_TREE_LEAVES = 100_000
+# The slowest learning rate searched.  Early stopping's rounds grow as the
+# rate falls and as rows grow: 0.045 chosen on 30,000 rows needed 884 rounds
+# of 192 leaves on 117,000, beyond MAX_TREE_LEAVES, so a recipe chosen early
+# in a cycle would be cut short by the budget at its end.
+MIN_LEARNING_RATE = 0.08
 # A starved search stops at this multiple of its CPU budget in wall time.
 WALL_CAP_FACTOR = 6.0
 
@@ -86,7 +99,7 @@ class SearchResult:
 def _suggest(candidate: str, trial) -> dict[str, Any]:
     if candidate == LIGHTGBM:
         return {
-            "learning_rate": trial.suggest_float("learning_rate", 0.04, 0.3, log=True),
+            "learning_rate": trial.suggest_float("learning_rate", MIN_LEARNING_RATE, 0.3, log=True),
             "num_leaves": trial.suggest_int("num_leaves", 31, MAX_LEAVES, log=True),
             "min_child_samples": trial.suggest_int("min_child_samples", 2, 60, log=True),
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
@@ -95,7 +108,7 @@ def _suggest(candidate: str, trial) -> dict[str, Any]:
         }
     if candidate == HIST_GRADIENT_BOOSTING:
         return {
-            "learning_rate": trial.suggest_float("learning_rate", 0.04, 0.3, log=True),
+            "learning_rate": trial.suggest_float("learning_rate", MIN_LEARNING_RATE, 0.3, log=True),
             "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 31, MAX_LEAVES, log=True),
             "min_samples_leaf": trial.suggest_int("min_samples_leaf", 2, 60, log=True),
             "l2_regularization": trial.suggest_float("l2_regularization", 1e-3, 10.0, log=True),
@@ -108,13 +121,13 @@ def _fit_and_score(
 ) -> tuple[float, dict]:
     """Fit on the search's training part, score macro-F1 on its validation part.
 
-    Rounds grow up to ``MAX_ROUNDS`` and stop early on the validation part;
+    Rounds grow up to ``max_rounds`` and stop early on the validation part;
     the number of rounds reached becomes part of the returned parameters.
     """
     from sklearn.metrics import f1_score
 
     x_fit, y_fit, x_val, y_val = data
-    build_params = {**params, ROUNDS_PARAM[candidate]: MAX_ROUNDS[candidate]}
+    build_params = {**params, ROUNDS_PARAM[candidate]: max_rounds(candidate, params)}
     if candidate == HIST_GRADIENT_BOOSTING:
         build_params.update(early_stopping=True, n_iter_no_change=EARLY_STOPPING_ROUNDS // 2)
     pipeline = build_pipeline(candidate, build_params, seed=seed)
@@ -137,6 +150,20 @@ def _fit_and_score(
         chosen["max_iter"] = int(model.n_iter_)
     score = f1_score(y_val, pipeline.predict(x_val), average="macro")
     return float(score), chosen
+
+
+def max_rounds(candidate: str, params: dict[str, Any]) -> int:
+    """The most rounds ``params`` may grow: ``MAX_ROUNDS``, fewer for large trees (``MAX_TREE_LEAVES``)."""
+    leaves = int(params.get(LEAVES_PARAM[candidate], DEFAULT_PARAMS[candidate][LEAVES_PARAM[candidate]]))
+    return max(1, min(MAX_ROUNDS[candidate], MAX_TREE_LEAVES // max(leaves, 1)))
+
+
+def within_size_budget(candidate: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the rounds brought within ``max_rounds`` (a recipe recorded before the budget)."""
+    if candidate not in ROUNDS_PARAM or ROUNDS_PARAM[candidate] not in params:
+        return dict(params)
+    rounds = ROUNDS_PARAM[candidate]
+    return {**params, rounds: min(int(params[rounds]), max_rounds(candidate, params))}
 
 
 def starting_points(candidate: str, warm: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
