@@ -97,7 +97,8 @@ def test_training_tracks_registers_and_serves_a_champion(stocked_database, setti
         best = child.data.tags["candidate"] == result.evaluated.best
         assert (IMPORTANCE_FILE in names) == best, (child.data.tags["candidate"], names)
     strong = [c for c in children if c.data.tags["candidate"] in candidates.STRONG_CANDIDATES]
-    assert all(c.data.metrics["search_trials"] >= 1 for c in strong)
+    # The first training (no champion yet) fits the tuned defaults: nothing searched, nothing to wait for.
+    assert strong and all(c.data.metrics["search_trials"] == 0 for c in strong)
 
     # The best candidate is registered, logged in its own child run, and is champion.
     registered = result.registered
@@ -142,15 +143,19 @@ def test_the_next_search_starts_from_the_champions_recorded_recipe(stocked_datab
     client = _client(settings)
     version = client.get_model_version(settings.model_name, first.registered.version)
     recipe = json.loads(version.tags[TAG_MODEL_PARAMS])
-    assert recipe["n_estimators"] >= 1 and "num_leaves" in recipe
-    assert int(version.tags[TAG_SEARCH_TRIALS]) == 2  # the trial cap, whatever the CPU budget
-    assert float(version.tags[TAG_TRAINING_CPU_SECONDS]) >= float(version.tags[TAG_SEARCH_CPU_SECONDS]) > 0
+    # The first training (no champion) fits the tuned defaults without a search, and records them.
+    assert recipe == candidates.DEFAULT_PARAMS[candidates.LIGHTGBM]
+    assert int(version.tags[TAG_SEARCH_TRIALS]) == 0 and float(version.tags[TAG_SEARCH_CPU_SECONDS]) == 0
+    assert float(version.tags[TAG_TRAINING_CPU_SECONDS]) > 0
     assert registry.champion_recipe(client, settings.model_name) == (candidates.LIGHTGBM, recipe)
 
     second = steps.run_training(settings, force=True)
     child = client.get_run(second.registered.run_id)
     assert child.data.metrics["search_warm_started"] == 1.0
-    assert child.data.metrics["search_trials"] == 2  # the recipe, then the defaults
+    assert child.data.metrics["search_trials"] == 2  # the trial cap, whatever the CPU budget
+    second_version = client.get_model_version(settings.model_name, second.registered.version)
+    searched = float(second_version.tags[TAG_SEARCH_CPU_SECONDS])
+    assert float(second_version.tags[TAG_TRAINING_CPU_SECONDS]) >= searched > 0
 
     # The learning curve on the training's parent run: every version, by training rows.
     parent = child.data.tags["mlflow.parentRunId"]
@@ -160,18 +165,24 @@ def test_the_next_search_starts_from_the_champions_recorded_recipe(stocked_datab
     assert learning_curve.CURVE_PLOT_FILE in {a.path for a in client.list_artifacts(parent)}
 
 
-def test_the_final_training_refits_the_recipe_alone_and_a_periodic_one_gives_way(
+def test_the_final_training_refits_the_recipe_and_the_other_family_and_a_periodic_one_gives_way(
     stocked_database, settings_for, training_rows
 ):
-    """When the collection completes under a training, it stops; the final one re-fits the champion's recipe."""
+    """When the collection completes under a training, it stops; the final one fits the champion's recipe."""
     from forestops.ingest import store
     from forestops.training import preemption
 
     settings = settings_for(stocked_database, training_candidates=candidates.LIGHTGBM, search_max_trials=1)
     first = steps.run_training(settings, force=True)
     assert first.promoted is not None
+    # A recipe unlike the defaults, as a cycle's searches record it on the champion.
+    searched = {**candidates.DEFAULT_PARAMS[candidates.LIGHTGBM], "num_leaves": 40, "learning_rate": 0.2}
+    searched["n_estimators"] = 30
+    _client(settings).set_model_version_tag(
+        settings.model_name, first.promoted.version, TAG_MODEL_PARAMS, json.dumps(searched)
+    )
     recipe = registry.champion_recipe(_client(settings), settings.model_name)
-    assert recipe is not None and recipe[0] == candidates.LIGHTGBM
+    assert recipe == (candidates.LIGHTGBM, searched)
 
     periodic = steps.load_step(settings, steps.gate_step(settings, force=True))
     last_batch = [[str(int(row[0]) + 1), *row[1:]] for row in training_rows[:300]]  # new rows: new hashes
@@ -184,20 +195,22 @@ def test_the_final_training_refits_the_recipe_alone_and_a_periodic_one_gives_way
     assert stopped.id == periodic.log_id and stopped.status == TrainingStatus.SKIPPED
     assert stopped.finished_at is not None and stopped.detail.startswith("superseded: the collection completed")
 
-    with_baseline = settings.model_copy(update={"training_candidates": "lightgbm,baseline"})
-    decision = steps.gate_step(with_baseline)
+    every = settings.model_copy(update={"training_candidates": "lightgbm,hist_gradient_boosting,baseline"})
+    decision = steps.gate_step(every)
     assert decision.train and decision.final and decision.reason.startswith("final training")
-    final = steps.load_step(with_baseline, decision)
+    final = steps.load_step(every, decision)
     assert final.final and final.max_raw_id > periodic.max_raw_id
-    trained = steps.train_step(with_baseline, final)
-    [refit] = trained.candidates
-    assert refit.name == candidates.LIGHTGBM and refit.search_trials == 0  # the recipe as it is: no search
-    assert refit.params == recipe[1]
+    trained = steps.train_step(every, final)
+    # The recipe as it is (no search), the other strong family at its defaults, no reference candidate.
+    refit, other = trained.candidates
+    assert refit.name == candidates.LIGHTGBM and refit.search_trials == 0 and refit.params == searched
     model = steps.load_candidate(refit.model_path).named_steps["model"]
-    assert model.n_estimators_ == recipe[1]["n_estimators"]
+    assert model.n_estimators_ == 30 and model.num_leaves == 40
     assert model.n_jobs == candidates.OPENMP_THREADS  # fitted on FINAL_THREADS, kept as every other version
+    assert other.name == candidates.HIST_GRADIENT_BOOSTING and other.search_trials == 0
+    assert other.params == candidates.DEFAULT_PARAMS[candidates.HIST_GRADIENT_BOOSTING]
     # The final training is never superseded: the same completion does not stop it.
-    assert not steps.supersede_watch(with_baseline, final).superseded()
+    assert not steps.supersede_watch(every, final).superseded()
 
 
 def _register(settings, pipeline, x_example) -> str:

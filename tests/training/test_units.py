@@ -277,11 +277,14 @@ def test_a_superseded_search_stops_before_its_next_trial(frame):
     assert type(watch).asked == 1
 
 
-def test_the_final_plan_is_the_champions_recipe_when_it_may_be_fitted():
+def test_the_final_plan_is_the_champions_recipe_first_then_the_other_strong_families():
     from forestops.training.steps import final_plan
 
     recipe = (candidates.LIGHTGBM, {"num_leaves": 63})
     assert final_plan(recipe, [candidates.LIGHTGBM, candidates.BASELINE]) == [candidates.LIGHTGBM]
+    every = [candidates.BASELINE, candidates.HIST_GRADIENT_BOOSTING, candidates.LIGHTGBM, candidates.RANDOM_FOREST]
+    # No reference candidate (baseline, random forest): they never win and cost the settle time.
+    assert final_plan(recipe, every) == [candidates.LIGHTGBM, candidates.HIST_GRADIENT_BOOSTING]
     assert final_plan(recipe, [candidates.BASELINE]) is None  # its family is no longer configured: all of them
     assert final_plan(None, [candidates.LIGHTGBM]) is None  # no recipe recorded: a full training
 

@@ -122,26 +122,38 @@ def log_and_register(
     return version
 
 
-def champion_recipe(client, model_name: str) -> tuple[str, dict[str, Any]] | None:
-    """The champion's candidate and the parameters it was fitted with, if it recorded them.
-
-    The next training's search starts from these (see ``training.search``);
-    a champion from before the tag existed, or none at all, gives ``None``.
-    """
-    import json
-
+def champion_version(client, model_name: str):
+    """The version holding the champion alias, or ``None`` when no version holds it (or no model exists)."""
     from mlflow.exceptions import MlflowException
 
     try:
-        champion = client.get_model_version_by_alias(model_name, ALIAS_CHAMPION)
+        return client.get_model_version_by_alias(model_name, ALIAS_CHAMPION)
     except MlflowException:
         return None
-    candidate, recorded = champion.tags.get("candidate"), champion.tags.get(TAG_MODEL_PARAMS)
+
+
+def recipe_of(version) -> tuple[str, dict[str, Any]] | None:
+    """A version's candidate and the parameters it was fitted with, if it recorded them.
+
+    The next training's search starts from the champion's (see
+    ``training.search``); a version from before the tag existed, or none at
+    all, gives ``None``.
+    """
+    import json
+
+    if version is None:
+        return None
+    candidate, recorded = version.tags.get("candidate"), version.tags.get(TAG_MODEL_PARAMS)
     if not candidate or not recorded:
         return None
     try:
         params = json.loads(recorded)
     except ValueError:
-        log.warning("version %s: unreadable %s tag; searching from the defaults", champion.version, TAG_MODEL_PARAMS)
+        log.warning("version %s: unreadable %s tag; searching from the defaults", version.version, TAG_MODEL_PARAMS)
         return None
     return (candidate, params) if isinstance(params, dict) else None
+
+
+def champion_recipe(client, model_name: str) -> tuple[str, dict[str, Any]] | None:
+    """The champion's recipe (``recipe_of``), or ``None`` without a champion."""
+    return recipe_of(champion_version(client, model_name))

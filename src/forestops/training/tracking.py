@@ -185,6 +185,7 @@ def log_candidate_fit(
     model_params = pipeline.named_steps["model"].get_params()
     mlflow.log_params({f"model_{k}": v for k, v in model_params.items() if not callable(v) and k != "callbacks"})
     metrics = {"training_seconds": seconds, "training_cpu_seconds": cpu_seconds, "training_rows": float(training_rows)}
+    metrics.update(search_trials=0, search_cpu_seconds=0.0)  # unless a search ran: said, not left out
     if found:
         metrics.update(
             search_trials=found.trials,
