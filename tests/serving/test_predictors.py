@@ -30,7 +30,7 @@ SMALL = {
     "baseline": {},
 }
 EXPECTED_KIND = {
-    "lightgbm": predictors.LIGHTGBM_BOOSTER,
+    "lightgbm": predictors.LIGHTGBM_FOREST,
     "hist_gradient_boosting": predictors.HGB_PREDICTORS,
     "random_forest": predictors.ONE_HOT_ARRAY,
     "baseline": predictors.ONE_HOT_ARRAY,
@@ -77,15 +77,24 @@ def test_fast_predictor_matches_the_logged_pipeline_on_10000_rows(rows, candidat
     assert np.max(np.abs(got - want)) <= 1e-6
 
 
-def test_a_predictor_that_does_not_match_falls_back_to_the_pipeline_and_says_why(rows, monkeypatch):
+def test_a_predictor_that_does_not_match_gives_way_to_the_next_and_says_why(rows, monkeypatch):
     features = schema.feature_frame(rows[:FIT_ROWS])
     labels = [r[schema.LABEL] for r in rows[:FIT_ROWS]]
     pipeline = fit_pipeline(build_pipeline("lightgbm", SMALL["lightgbm"]), features, labels)
-    real = predictors.LightGBMPredictor.predict_proba
-    monkeypatch.setattr(predictors.LightGBMPredictor, "predict_proba", lambda self, block: real(self, block) + 1e-4)
+    forest = predictors.LightGBMForestPredictor.predict_proba
+    monkeypatch.setattr(
+        predictors.LightGBMForestPredictor, "predict_proba", lambda self, block: forest(self, block) + 1e-4
+    )
+    choice = build_predictor(pipeline)
+    assert choice.predictor.kind == predictors.LIGHTGBM_BOOSTER
+    assert choice.fallback.startswith("lightgbm-forest: probabilities differ")
+
+    booster = predictors.LightGBMPredictor.predict_proba
+    monkeypatch.setattr(predictors.LightGBMPredictor, "predict_proba", lambda self, block: booster(self, block) * 0.5)
     choice = build_predictor(pipeline)
     assert choice.predictor.kind == predictors.PIPELINE
-    assert "lightgbm-booster" in choice.fallback and "differ" in choice.fallback
+    assert "lightgbm-forest: probabilities differ" in choice.fallback
+    assert "lightgbm-booster: probabilities differ" in choice.fallback
 
 
 def test_something_that_is_not_one_of_our_pipelines_is_served_through_itself():

@@ -96,4 +96,4 @@ def test_counters_summed_over_three_workers_equal_the_requests_sent(mlflow_serve
         assert [s.value for s in served] == [float(version)], text
 
         info = httpx.get(f"{service.url}/model", timeout=10).json()
-        assert info["predictor"] == "lightgbm-booster" and info["predictor_fallback"] is None
+        assert info["predictor"] == "lightgbm-forest" and info["predictor_fallback"] is None

@@ -67,7 +67,7 @@ class ServedModel:
     class_ids: np.ndarray  # the model's ``classes_`` as ints, i.e. the columns of predict_proba
     # What answers requests: a fast predictor that matched the pipeline at load time, or the pipeline.
     predictor: Predictor = None  # type: ignore[assignment]
-    predictor_fallback: str | None = None  # why the pipeline serves although a fast path was tried
+    predictor_fallback: str | None = None  # why a faster path than the one serving was not used
 
     def __post_init__(self) -> None:
         if self.predictor is None:

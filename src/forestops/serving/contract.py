@@ -168,10 +168,11 @@ class ModelInfo(BaseModel):
     predictor: str | None = Field(
         default=None,
         description="What answers /predict: a fast path checked against the logged pipeline at load time "
-        "('lightgbm-booster', 'sklearn-hgb-predictors', 'onehot-array') or 'pipeline'.",
+        "('lightgbm-forest', 'lightgbm-booster', 'sklearn-hgb-predictors', 'onehot-array') or 'pipeline'.",
     )
     predictor_fallback: str | None = Field(
-        default=None, description="Why the pipeline serves although a fast path was tried (it did not match)."
+        default=None,
+        description="Why a faster path than the one serving was not used (it could not be built or did not match).",
     )
     checked_at: str | None = Field(description="When the registry was last asked for the alias.")
     registry_error: str | None = Field(description="Why the last check of the registry failed, if it did.")

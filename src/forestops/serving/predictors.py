@@ -9,9 +9,13 @@ numbers as int64 and the two categoricals as codes into the schema's category
 lists, see ``RowBlock``), so each family gets a predictor that feeds its
 fitted estimator straight from them:
 
-- LightGBM: the fitted ``Booster`` on a float matrix with the categoricals as
-  the codes the pipeline itself hands LightGBM (its ``pandas_categorical``
-  lists), unknown categories as NaN, as ``_data_from_pandas`` does.
+- LightGBM: the fitted forest flattened and walked by a compiled kernel
+  (``forest.Forest``: tree by tree over the whole block, 3-4x less CPU per
+  row than the booster's own predict from about 64 rows), on a float matrix
+  with the categoricals as the codes the pipeline itself hands LightGBM (its
+  ``pandas_categorical`` lists), unknown categories as NaN, as
+  ``_data_from_pandas`` does.  The ``Booster``'s own predict on the same
+  matrix is the next choice when the kernel does not support the model.
 - HistGradientBoosting: scikit-learn's own compiled tree predictors on the
   float matrix its internal ``OrdinalEncoder`` would produce (categoricals
   first, as that encoder's ColumnTransformer orders them).  This uses private
@@ -30,9 +34,9 @@ more than it saves.
 
 Every predictor must reproduce the pipeline's own ``predict_proba`` on a
 fixed set of rows (all categories, numbers across their domains) to 1e-6
-before it serves; if it cannot be built or does not match, the pipeline
-serves and the reason is reported (``/model``: ``predictor``,
-``predictor_fallback``).
+before it serves; if it cannot be built or does not match, the next one is
+tried, down to the pipeline itself, and the reasons are reported
+(``/model``: ``predictor``, ``predictor_fallback``).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ log = logging.getLogger(__name__)
 
 PARITY_TOLERANCE = 1e-6
 PIPELINE = "pipeline"
+LIGHTGBM_FOREST = "lightgbm-forest"
 LIGHTGBM_BOOSTER = "lightgbm-booster"
 HGB_PREDICTORS = "sklearn-hgb-predictors"
 ONE_HOT_ARRAY = "onehot-array"
@@ -165,13 +170,33 @@ class LightGBMPredictor:
             _category_lookup(c, list(k)) for c, k in zip(schema.CATEGORICAL_COLUMNS, categorical, strict=True)
         ]
 
-    def predict_proba(self, rows: RowBlock) -> np.ndarray:
+    def matrix(self, rows: RowBlock) -> np.ndarray:
+        """The float matrix LightGBM gets from the pipeline's frame for the same rows."""
         matrix = np.empty((len(rows), len(schema.FEATURE_COLUMNS)), dtype=np.float64)
         matrix[:, :_N_NUMERIC] = rows.numbers
         for j, lookup in enumerate(self.lookups):
             matrix[:, _N_NUMERIC + j] = lookup[rows.codes[:, j]]
-        proba = self.booster.predict(matrix, num_threads=threads_for(len(rows)))
+        return matrix
+
+    def predict_proba(self, rows: RowBlock) -> np.ndarray:
+        proba = self.booster.predict(self.matrix(rows), num_threads=threads_for(len(rows)))
         return np.asarray(proba, dtype=np.float64).reshape(len(rows), -1)
+
+
+class LightGBMForestPredictor(LightGBMPredictor):
+    kind = LIGHTGBM_FOREST
+
+    def __init__(self, pipeline: Any) -> None:
+        super().__init__(pipeline)
+        from forestops.serving.forest import Forest, Unsupported
+
+        try:
+            self.forest = Forest.from_lightgbm(self.booster)
+        except Unsupported as error:
+            raise NotApplicable(f"the forest kernel does not support this booster: {error}") from None
+
+    def predict_proba(self, rows: RowBlock) -> np.ndarray:
+        return self.forest.predict_proba(self.matrix(rows), threads=threads_for(len(rows)))
 
 
 class HistGradientBoostingPredictor:
@@ -250,7 +275,7 @@ class OneHotArrayPredictor:
         return np.asarray(self.rest.predict_proba(matrix), dtype=np.float64)
 
 
-FAST_PREDICTORS = (LightGBMPredictor, HistGradientBoostingPredictor, OneHotArrayPredictor)
+FAST_PREDICTORS = (LightGBMForestPredictor, LightGBMPredictor, HistGradientBoostingPredictor, OneHotArrayPredictor)
 
 
 def parity_rows(n: int = 96, seed: int = 7) -> RowBlock:
@@ -286,11 +311,15 @@ def parity_problem(fast: Predictor, reference: Predictor, rows: RowBlock) -> str
 @dataclass(frozen=True)
 class Choice:
     predictor: Predictor
-    fallback: str | None  # why the pipeline serves although a fast predictor was tried
+    fallback: str | None  # why a faster predictor than the one chosen does not serve
 
 
 def build_predictor(pipeline: Any, rows: RowBlock | None = None) -> Choice:
-    """The fastest predictor that matches the pipeline on ``rows``, else the pipeline itself."""
+    """The fastest predictor that matches the pipeline on ``rows``, else the pipeline itself.
+
+    Predictors are tried fastest first; ``fallback`` names each one tried before
+    the chosen one and why it does not serve.
+    """
     reference = PipelinePredictor(pipeline)
     rows = rows if rows is not None else parity_rows()
     reasons = []
@@ -307,7 +336,9 @@ def build_predictor(pipeline: Any, rows: RowBlock | None = None) -> Choice:
         except Exception as error:
             problem = f"failed on the parity rows ({type(error).__name__}: {error})"
         if problem is None:
-            return Choice(candidate, None)
+            if reasons:
+                log.warning("serving through %s: %s", candidate.kind, "; ".join(reasons))
+            return Choice(candidate, "; ".join(reasons) or None)
         reasons.append(f"{factory.kind}: {problem}")
     fallback = "; ".join(reasons) or None
     if fallback:

@@ -1,0 +1,132 @@
+"""The compiled forest against LightGBM's own predict, on the decisions our requests never reach.
+
+The service's requests are whole numbers and known category codes (the
+parity test in ``test_predictors`` covers those on real rows); these models
+are fitted on data with missing values, zeros and unseen or negative
+categories so that every branch of LightGBM's split rules is exercised.
+"""
+
+from __future__ import annotations
+
+import lightgbm
+import numpy as np
+import pytest
+
+from forestops.serving.forest import CATEGORY_SET, MISSING_NAN, MISSING_ZERO, Forest, Unsupported
+
+pytestmark = pytest.mark.unit
+
+
+def _data(rng, n=3_000):
+    x = np.column_stack(
+        [
+            rng.normal(size=n),
+            rng.integers(0, 5, size=n).astype(float),  # many exact zeros
+            rng.integers(0, 30, size=n).astype(float),  # a category column
+            rng.uniform(-3, 3, size=n),
+        ]
+    )
+    y = (x[:, 0] > 0).astype(int) + (x[:, 2] % 3 == 0).astype(int) + (x[:, 3] > 1).astype(int)
+    x[rng.random(n) < 0.1, 0] = np.nan  # missing numbers
+    return x, y
+
+
+def _fit(x, y, **params):
+    settings = {"objective": "multiclass", "num_class": 4, "num_leaves": 15, "min_data_in_leaf": 5, "verbose": -1}
+    return lightgbm.train({**settings, **params}, lightgbm.Dataset(x, y, categorical_feature=[2]), num_boost_round=40)
+
+
+def _hostile_rows(rng, n=2_000):
+    x, _ = _data(rng, n)
+    x[rng.random(n) < 0.05, 1] = np.nan
+    x[rng.random(n) < 0.05, 3] = 0.0
+    x[rng.random(n) < 0.05, 3] = 1e-40  # inside LightGBM's zero threshold
+    x[rng.random(n) < 0.05, 2] = np.nan  # a missing category
+    x[rng.random(n) < 0.05, 2] = -1.0  # a negative category
+    x[rng.random(n) < 0.05, 2] = 200.0  # a category never seen
+    return x
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"zero_as_missing": True}, {"use_missing": False}, {"max_cat_to_onehot": 64}],
+    ids=["nan-missing", "zero-as-missing", "no-missing", "one-hot-categories"],
+)
+def test_the_forest_gives_lightgbm_s_probabilities_on_hostile_rows(params):
+    rng = np.random.default_rng(3)
+    booster = _fit(*_data(rng), **params)
+    forest = Forest.from_lightgbm(booster)
+    x = _hostile_rows(rng)
+    want = booster.predict(x)
+    got = forest.predict_proba(x)
+    assert got.shape == want.shape == (len(x), 4)
+    assert np.max(np.abs(got - want)) <= 1e-12
+    np.testing.assert_array_equal(got.argmax(axis=1), want.argmax(axis=1))
+
+
+def test_the_split_rules_under_test_are_really_in_the_models():
+    """The cases above only prove something if the fitted trees use these rules."""
+    rng = np.random.default_rng(3)
+    kinds = set(Forest.from_lightgbm(_fit(*_data(rng))).nodes["kind"].tolist())
+    zero = set(Forest.from_lightgbm(_fit(*_data(rng), zero_as_missing=True)).nodes["kind"].tolist())
+    assert {CATEGORY_SET, MISSING_NAN} <= kinds and MISSING_ZERO in zero
+
+
+def test_rows_split_across_threads_get_the_same_answers():
+    rng = np.random.default_rng(5)
+    forest = Forest.from_lightgbm(_fit(*_data(rng)))
+    x = _hostile_rows(rng, 1_001)
+    np.testing.assert_array_equal(forest.predict_proba(x, threads=3), forest.predict_proba(x, threads=1))
+
+
+def test_trees_that_are_a_lone_leaf_are_summed_too():
+    rng = np.random.default_rng(7)
+    x, y = _data(rng, 400)
+    x[:, 1:] = 1.0  # nothing to split on but the first column, and only for the first classes
+    y = np.where(x[:, 0] > 0, 1, 0)
+    y[:30] = rng.integers(2, 4, size=30)
+    booster = _fit(x, y, min_data_in_leaf=40, min_gain_to_split=1.0)
+    forest = Forest.from_lightgbm(booster)
+    assert np.any(forest.roots < 0) and np.any(forest.roots >= 0)
+    x = _hostile_rows(rng)
+    assert np.max(np.abs(forest.predict_proba(x) - booster.predict(x))) <= 1e-12
+
+
+def test_early_stopped_boosters_are_read_at_their_best_round():
+    rng = np.random.default_rng(9)
+    x, y = _data(rng)
+    train = lightgbm.Dataset(x[:2_000], y[:2_000], categorical_feature=[2])
+    valid = lightgbm.Dataset(x[2_000:], y[2_000:], reference=train)
+    params = {"objective": "multiclass", "num_class": 4, "num_leaves": 63, "learning_rate": 0.5, "verbose": -1}
+    stop = lightgbm.early_stopping(3, verbose=False)
+    booster = lightgbm.train(params, train, 200, valid_sets=[valid], callbacks=[stop], keep_training_booster=True)
+    assert 0 < booster.best_iteration < booster.current_iteration()
+    forest = Forest.from_lightgbm(booster)
+    assert len(forest.roots) == booster.best_iteration * 4
+    assert np.max(np.abs(forest.predict_proba(x) - booster.predict(x))) <= 1e-12
+
+
+@pytest.mark.parametrize(
+    "params, reason",
+    [
+        ({"objective": "binary"}, "objective 'binary'"),
+        ({"objective": "multiclassova", "num_class": 3}, "objective 'multiclassova'"),
+        ({"linear_tree": True}, "linear trees"),
+    ],
+)
+def test_boosters_the_kernel_does_not_reproduce_are_refused_by_name(params, reason):
+    rng = np.random.default_rng(11)
+    x, y = _data(rng, 500)
+    y = np.minimum(y, 1 if params.get("objective") == "binary" else 2)
+    settings = {"objective": "multiclass", "num_class": 3, "verbose": -1, **params}
+    if settings["objective"] == "binary":
+        settings.pop("num_class")
+    booster = lightgbm.train(settings, lightgbm.Dataset(np.nan_to_num(x), y), num_boost_round=5)
+    with pytest.raises(Unsupported, match=reason):
+        Forest.from_lightgbm(booster)
+
+
+def test_a_matrix_of_the_wrong_width_is_refused():
+    forest = Forest.from_lightgbm(_fit(*_data(np.random.default_rng(1))))
+    with pytest.raises(ValueError, match="expected a matrix of 4 features"):
+        forest.predict_proba(np.zeros((2, 3)))
