@@ -12,7 +12,7 @@ import lightgbm
 import numpy as np
 import pytest
 
-from forestops.serving.forest import CATEGORY_SET, MISSING_NAN, MISSING_ZERO, Forest, Unsupported
+from forestops.serving.forest import CATEGORY_MAP, CATEGORY_SET, MISSING_NAN, MISSING_ZERO, Forest, Unsupported
 
 pytestmark = pytest.mark.unit
 
@@ -130,3 +130,41 @@ def test_a_matrix_of_the_wrong_width_is_refused():
     forest = Forest.from_lightgbm(_fit(*_data(np.random.default_rng(1))))
     with pytest.raises(ValueError, match="expected a matrix of 4 features"):
         forest.predict_proba(np.zeros((2, 3)))
+
+
+def _sklearn_trees(model, encoded):
+    """scikit-learn's own compiled tree walk on an already encoded matrix, summed as ``_raw_predict`` does."""
+    known, feature_map = model._bin_mapper.make_known_categories_bitsets()
+    raw = np.zeros((len(encoded), model.n_trees_per_iteration_), order="F") + model._baseline_prediction
+    for round_ in model._predictors:
+        for k, tree in enumerate(round_):
+            raw[:, k] += tree.predict(encoded, known, feature_map, 1)
+    return raw
+
+
+@pytest.mark.parametrize("missing_in_training", [True, False], ids=["missing-seen", "no-missing-seen"])
+def test_the_forest_gives_hist_gradient_boosting_s_scores_on_hostile_rows(missing_in_training):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(13)
+    x, y = _data(rng)
+    if not missing_in_training:
+        x = np.nan_to_num(x)
+    x[:, 2] = np.minimum(x[:, 2], 20)  # categories 0..20 in training
+    model = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=15, categorical_features=[2], random_state=0)
+    model.fit(x, y)
+    forest = Forest.from_hist_gradient_boosting(model)
+    assert {CATEGORY_MAP, MISSING_NAN} == set(forest.nodes["kind"].tolist())
+    # The trees see the estimator's encoded matrix (categories first, as codes); break it as a caller could.
+    encoded = model._preprocessor.transform(_hostile_rows(rng)).astype(np.float64)
+    encoded[rng.random(len(encoded)) < 0.05, 0] = -1.0  # a negative code
+    encoded[rng.random(len(encoded)) < 0.05, 0] = 25.0  # a code the model never saw
+    encoded[rng.random(len(encoded)) < 0.05, 0] = np.nan
+    want = _sklearn_trees(model, encoded)
+    got = forest.raw_scores(encoded)
+    assert got.shape == want.shape == (len(encoded), 4)
+    assert np.max(np.abs(got - want)) <= 1e-12
+    x_check = _data(rng, 500)[0]
+    x_check[:, 2] = np.minimum(x_check[:, 2], 20)
+    proba = model._loss.predict_proba(forest.raw_scores(model._preprocessor.transform(x_check).astype(np.float64)))
+    assert np.max(np.abs(proba - model.predict_proba(x_check))) <= 1e-12

@@ -31,7 +31,7 @@ SMALL = {
 }
 EXPECTED_KIND = {
     "lightgbm": predictors.LIGHTGBM_FOREST,
-    "hist_gradient_boosting": predictors.HGB_PREDICTORS,
+    "hist_gradient_boosting": predictors.HGB_FOREST,
     "random_forest": predictors.ONE_HOT_ARRAY,
     "baseline": predictors.ONE_HOT_ARRAY,
 }

@@ -168,7 +168,8 @@ class ModelInfo(BaseModel):
     predictor: str | None = Field(
         default=None,
         description="What answers /predict: a fast path checked against the logged pipeline at load time "
-        "('lightgbm-forest', 'lightgbm-booster', 'sklearn-hgb-predictors', 'onehot-array') or 'pipeline'.",
+        "('lightgbm-forest', 'lightgbm-booster', 'sklearn-hgb-forest', 'sklearn-hgb-predictors', 'onehot-array') "
+        "or 'pipeline'.",
     )
     predictor_fallback: str | None = Field(
         default=None,

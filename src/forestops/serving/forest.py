@@ -38,15 +38,18 @@ from typing import Any
 import numba
 import numpy as np
 
-# Node kinds: a numerical split by its missing-value rule (LightGBM's MissingType), or a category set.
-MISSING_NONE, MISSING_ZERO, MISSING_NAN, CATEGORY_SET = 0, 1, 2, 3
+# Node kinds: a numerical split by its missing-value rule (LightGBM's MissingType), LightGBM's category
+# set (in it: left, else right) or scikit-learn's category map (left, right, or unknown: the missing side).
+MISSING_NONE, MISSING_ZERO, MISSING_NAN, CATEGORY_SET, CATEGORY_MAP = 0, 1, 2, 3, 4
+# Entries of ``category_sets``: where a category goes.
+UNKNOWN, GOES_LEFT, GOES_RIGHT = 0, 1, 2
 
 # LightGBM's kZeroThreshold is the float 1e-35f, compared as a double.
 ZERO_THRESHOLD = float(np.float32(1e-35))
 
 NODE = np.dtype(
     [
-        ("threshold", np.float64),  # numerical splits; for category sets, the set's row in ``category_sets``
+        ("threshold", np.float64),  # numerical splits; for categories, the split's row in ``category_sets``
         ("left", np.int32),  # child index: >= 0 a node, < 0 the leaf ``~child``
         ("right", np.int32),
         ("feature", np.int32),
@@ -80,8 +83,15 @@ def _raw_scores(x, nodes, leaves, roots, category_sets, n_classes, out):  # prag
                         node = split.right
                     else:
                         category = int(value)
-                        known = category < width and category_sets[int(split.threshold), category] != 0
-                        node = split.left if known else split.right
+                        goes_left = category < width and category_sets[int(split.threshold), category] == GOES_LEFT
+                        node = split.left if goes_left else split.right
+                    continue
+                if kind == CATEGORY_MAP:
+                    way = UNKNOWN
+                    if not np.isnan(value) and 0 <= value < width:
+                        way = category_sets[int(split.threshold), int(value)]
+                    goes_left = way == GOES_LEFT or (way == UNKNOWN and split.default_left)
+                    node = split.left if goes_left else split.right
                     continue
                 if np.isnan(value) and kind != MISSING_NAN:
                     value = 0.0
@@ -119,20 +129,31 @@ class Forest:
     nodes: np.ndarray  # NODE records, each tree's splits contiguous, in LightGBM's order
     leaves: np.ndarray  # float64 leaf values
     roots: np.ndarray  # int32 per tree, in LightGBM's order (round by round, class by class)
-    category_sets: np.ndarray  # uint8 (sets, largest category + 1): 1 where the category goes left
-    n_classes: int
+    category_sets: np.ndarray  # uint8 (category splits, largest category + 1): GOES_LEFT, GOES_RIGHT or UNKNOWN
+    n_classes: int  # trees per round
     n_features: int
+    baseline: np.ndarray  # float64 per class: the raw score before the first tree
+
+    @classmethod
+    def from_hist_gradient_boosting(cls, model: Any) -> Forest:
+        """A fitted ``HistGradientBoostingClassifier``'s trees (probabilities through its own loss)."""
+        return _flatten_hist_gradient_boosting(model)
 
     @classmethod
     def from_lightgbm(cls, booster: Any) -> Forest:
         return _flatten(booster.model_to_string())
 
     def predict_proba(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
-        """Class probabilities for the float64 matrix ``x`` (rows x the booster's features)."""
+        """LightGBM's class probabilities for ``x``: its softmax of the raw scores."""
+        return _softmax(self.raw_scores(x, threads))
+
+    def raw_scores(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
+        """The summed trees for the float64 matrix ``x`` (rows x features), rows x classes."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected a matrix of {self.n_features} features, got shape {x.shape}")
-        raw = np.zeros((x.shape[0], self.n_classes), dtype=np.float64)
+        raw = np.empty((x.shape[0], self.n_classes), dtype=np.float64)
+        raw[:] = self.baseline
         threads = max(1, min(threads, x.shape[0]))
         if threads == 1:
             self._score(x, raw)
@@ -144,7 +165,7 @@ class Forest:
             ]
             for part in parts:
                 part.result()
-        return _softmax(raw)
+        return raw
 
     def _score(self, x: np.ndarray, out: np.ndarray) -> None:
         _raw_scores(x, self.nodes, self.leaves, self.roots, self.category_sets, self.n_classes, out)
@@ -230,9 +251,9 @@ def _flatten(model: str) -> Forest:
         leaf_offset += n_leaves
 
     width = 1 + max((c for categories in sets for c in categories), default=0)
-    category_sets = np.zeros((max(1, len(sets)), width), dtype=np.uint8)
+    category_sets = np.full((max(1, len(sets)), width), GOES_RIGHT, dtype=np.uint8)
     for row, categories in enumerate(sets):
-        category_sets[row, categories] = 1
+        category_sets[row, categories] = GOES_LEFT
     return Forest(
         nodes=np.concatenate(parts) if parts else np.zeros(0, dtype=NODE),
         leaves=np.concatenate(leaves),
@@ -240,4 +261,74 @@ def _flatten(model: str) -> Forest:
         category_sets=category_sets,
         n_classes=n_classes,
         n_features=int(header["max_feature_idx"]) + 1,
+        baseline=np.zeros(n_classes),
+    )
+
+
+def _bitset_rows(bitsets: np.ndarray) -> np.ndarray:
+    """Booleans (rows x 256) from scikit-learn's bitsets (rows x 8 uint32 words)."""
+    words = np.ascontiguousarray(bitsets, dtype="<u4")
+    return np.unpackbits(words.view(np.uint8), axis=1, bitorder="little").astype(bool)
+
+
+def _flatten_hist_gradient_boosting(model: Any) -> Forest:
+    """The kernel's arrays from scikit-learn's tree predictors (``model._predictors``).
+
+    These are private attributes (the node records of ``TreePredictor.nodes``,
+    its ``raw_left_cat_bitsets``, the bin mapper's known categories): the
+    serving side checks the result against the pipeline before it serves, so a
+    change in a new release falls back rather than answering differently.
+    Splits decide as ``_predict_one_from_raw_data`` does: a missing number goes
+    to its missing side, a category goes left when in the split's left set,
+    right when otherwise known in training, else to the missing side.
+    """
+    known_bitsets, feature_to_row = model._bin_mapper.make_known_categories_bitsets()
+    known = _bitset_rows(known_bitsets)
+    n_classes = int(model.n_trees_per_iteration_)
+    parts: list[np.ndarray] = []
+    leaves: list[np.ndarray] = []
+    roots: list[int] = []
+    maps: list[np.ndarray] = []
+    node_offset = leaf_offset = 0
+    for round_ in model._predictors:
+        if len(round_) != n_classes:
+            raise Unsupported(f"a round of {len(round_)} trees, not {n_classes}")
+        for predictor in round_:
+            records = predictor.nodes
+            is_leaf = records["is_leaf"].astype(bool)
+            split_at, leaf_at = np.flatnonzero(~is_leaf), np.flatnonzero(is_leaf)
+            new_index = np.empty(len(records), dtype=np.int64)  # old node index -> the kernel's child code
+            new_index[split_at] = node_offset + np.arange(len(split_at))
+            new_index[leaf_at] = ~(leaf_offset + np.arange(len(leaf_at)))
+            leaves.append(records["value"][leaf_at].astype(np.float64))
+            roots.append(int(new_index[0]))
+            splits = records[split_at]
+            part = np.zeros(len(split_at), dtype=NODE)
+            part["left"] = new_index[splits["left"]]
+            part["right"] = new_index[splits["right"]]
+            part["feature"] = splits["feature_idx"]
+            part["default_left"] = splits["missing_go_to_left"]
+            part["threshold"] = splits["num_threshold"]
+            categorical = splits["is_categorical"].astype(bool)
+            part["kind"] = np.where(categorical, CATEGORY_MAP, MISSING_NAN)
+            if categorical.any():
+                left_sets = _bitset_rows(predictor.raw_left_cat_bitsets)
+                for index in np.flatnonzero(categorical):
+                    split = splits[index]
+                    way = np.where(known[feature_to_row[split["feature_idx"]]], GOES_RIGHT, UNKNOWN)
+                    way[left_sets[split["bitset_idx"]]] = GOES_LEFT
+                    part["threshold"][index] = len(maps)
+                    maps.append(way.astype(np.uint8))
+            parts.append(part)
+            node_offset += len(split_at)
+            leaf_offset += len(leaf_at)
+    category_sets = np.stack(maps) if maps else np.zeros((1, 1), dtype=np.uint8)
+    return Forest(
+        nodes=np.concatenate(parts) if parts else np.zeros(0, dtype=NODE),
+        leaves=np.concatenate(leaves) if leaves else np.zeros(0),
+        roots=np.array(roots, dtype=np.int32),
+        category_sets=category_sets,
+        n_classes=n_classes,
+        n_features=int(model.n_features_in_),
+        baseline=np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1),
     )

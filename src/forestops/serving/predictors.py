@@ -16,11 +16,15 @@ fitted estimator straight from them:
   ``pandas_categorical`` lists), unknown categories as NaN, as
   ``_data_from_pandas`` does.  The ``Booster``'s own predict on the same
   matrix is the next choice when the kernel does not support the model.
-- HistGradientBoosting: scikit-learn's own compiled tree predictors on the
-  float matrix its internal ``OrdinalEncoder`` would produce (categoricals
-  first, as that encoder's ColumnTransformer orders them).  This uses private
-  attributes (``_predictors``, ``_bin_mapper``, ``_baseline_prediction``,
-  ``_loss``), so the structure is checked and any mismatch falls back.
+- HistGradientBoosting: the same compiled forest kernel, built from
+  scikit-learn's tree predictors, on the float matrix its internal
+  ``OrdinalEncoder`` would produce (categoricals first, as that encoder's
+  ColumnTransformer orders them), probabilities through the model's own
+  loss; next, scikit-learn's own compiled tree predictors called tree by tree
+  (one call per tree: 2,800 for the default model, which is what the kernel
+  saves on small requests).  Both use private attributes (``_predictors``,
+  ``_bin_mapper``, ``_baseline_prediction``, ``_loss``), so the structure is
+  checked and any mismatch falls back.
 - Random forest and the logistic-regression baseline: the pipeline's one-hot
   step done in NumPy, then the rest of the pipeline (public API) on the array.
 
@@ -57,6 +61,7 @@ PARITY_TOLERANCE = 1e-6
 PIPELINE = "pipeline"
 LIGHTGBM_FOREST = "lightgbm-forest"
 LIGHTGBM_BOOSTER = "lightgbm-booster"
+HGB_FOREST = "sklearn-hgb-forest"
 HGB_PREDICTORS = "sklearn-hgb-predictors"
 ONE_HOT_ARRAY = "onehot-array"
 
@@ -224,12 +229,17 @@ class HistGradientBoostingPredictor:
         self.loss = model._loss
         self.n_trees_per_iteration = model.n_trees_per_iteration_
 
-    def predict_proba(self, rows: RowBlock) -> np.ndarray:
+    def matrix(self, rows: RowBlock) -> np.ndarray:
+        """The float matrix the estimator's own encoder makes of the pipeline's frame: categoricals first."""
         n_categorical = len(self.lookups)
         matrix = np.empty((len(rows), len(schema.FEATURE_COLUMNS)), dtype=np.float64)
         for j, lookup in enumerate(self.lookups):
             matrix[:, j] = lookup[rows.codes[:, j]]
         matrix[:, n_categorical:] = rows.numbers
+        return matrix
+
+    def predict_proba(self, rows: RowBlock) -> np.ndarray:
+        matrix = self.matrix(rows)
         raw = np.zeros((len(rows), self.n_trees_per_iteration), dtype=self.baseline.dtype, order="F")
         raw += self.baseline
         bitsets, feature_map = self.bitsets, self.feature_map
@@ -237,6 +247,23 @@ class HistGradientBoostingPredictor:
         for iteration in self.predictors:
             for k, tree in enumerate(iteration):
                 raw[:, k] += tree.predict(matrix, bitsets, feature_map, threads)
+        return np.asarray(self.loss.predict_proba(raw), dtype=np.float64)
+
+
+class HistGradientBoostingForestPredictor(HistGradientBoostingPredictor):
+    kind = HGB_FOREST
+
+    def __init__(self, pipeline: Any) -> None:
+        super().__init__(pipeline)
+        from forestops.serving.forest import Forest, Unsupported
+
+        try:
+            self.forest = Forest.from_hist_gradient_boosting(_final_step(pipeline))
+        except Unsupported as error:
+            raise NotApplicable(f"the forest kernel does not support this model: {error}") from None
+
+    def predict_proba(self, rows: RowBlock) -> np.ndarray:
+        raw = self.forest.raw_scores(self.matrix(rows), threads=threads_for(len(rows)))
         return np.asarray(self.loss.predict_proba(raw), dtype=np.float64)
 
 
@@ -275,7 +302,13 @@ class OneHotArrayPredictor:
         return np.asarray(self.rest.predict_proba(matrix), dtype=np.float64)
 
 
-FAST_PREDICTORS = (LightGBMForestPredictor, LightGBMPredictor, HistGradientBoostingPredictor, OneHotArrayPredictor)
+FAST_PREDICTORS = (
+    LightGBMForestPredictor,
+    LightGBMPredictor,
+    HistGradientBoostingForestPredictor,
+    HistGradientBoostingPredictor,
+    OneHotArrayPredictor,
+)
 
 
 def parity_rows(n: int = 96, seed: int = 7) -> RowBlock:
