@@ -75,8 +75,8 @@ def registered_model(folder: Path) -> Iterator[RegisteredModel]:
 
 
 @contextlib.contextmanager
-def inference_server(folder: Path, model: RegisteredModel) -> Iterator[InferenceServer]:
-    """One ``forestops inference`` worker serving ``model``'s champion, its home and log in ``folder``.
+def inference_server(folder: Path, model: RegisteredModel, workers: int = 1) -> Iterator[InferenceServer]:
+    """``forestops inference`` (one worker unless told) serving ``model``'s champion, its home and log in ``folder``.
 
     Its port is picked here, just before the start (training takes minutes).
     """
@@ -85,12 +85,12 @@ def inference_server(folder: Path, model: RegisteredModel) -> Iterator[Inference
     env = {
         "FORESTOPS_MLFLOW_TRACKING_URI": model.tracking_uri,
         "FORESTOPS_MODEL_NAME": model.name,
-        "FORESTOPS_INFERENCE_WORKERS": "1",
+        "FORESTOPS_INFERENCE_WORKERS": str(workers),
         "FORESTOPS_INFERENCE_HOST": "127.0.0.1",
         "FORESTOPS_INFERENCE_PORT": str(port),
-        "FORESTOPS_HOME": str(folder / "home"),
+        "FORESTOPS_HOME": str(folder / f"home-{workers}w"),
     }
     argv = forestops_argv("inference")
-    log_path = folder / "forestops-inference.log"
+    log_path = folder / f"forestops-inference-{workers}w.log"
     with running("forestops-inference", argv, log_path, f"{url}/ready", env, START_TIMEOUT, cwd=folder) as service:
         yield InferenceServer(url, service.pid)
