@@ -11,14 +11,6 @@ call.  Big requests are not merged with each other (``max_rows``): their
 cost grows with their rows, so merging would only make the first ones wait.
 Rows are independent, so the answers equal unbatched ones.
 
-Up to one model call per usable CPU runs at a time (the tree kernels release
-the GIL).  With one call at a time the service ran in lockstep: while the
-model answered a batch, the clients of that batch were waiting for it, so
-the event loop had nothing to parse, and while the loop wrote the answers
-and read the next requests, the model had nothing to do; on two cores it used
-one.  A big block (``PARALLEL_FROM_ROWS`` rows or more) already spreads its
-rows over every CPU, so it takes all the slots and runs alone.
-
 Each batch uses one snapshot of the served model: every row of a request is
 answered by the same version, and a swap takes effect at the next batch.
 """
@@ -36,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from forestops.errors import ServiceUnavailable
 from forestops.serving.champion import ChampionHolder, ServedModel
-from forestops.serving.predictors import PARALLEL_FROM_ROWS, RowBlock, usable_cpus
+from forestops.serving.predictors import RowBlock
 
 log = logging.getLogger(__name__)
 
@@ -65,29 +57,23 @@ class Batcher:
         holder: ChampionHolder,
         max_rows: int = 1024,
         on_predicted: Callable[[ServedModel, np.ndarray], None] | None = None,
-        max_calls: int | None = None,
     ) -> None:
         self.holder = holder
         self.max_rows = max_rows
         self.on_predicted = on_predicted
-        self.max_calls = max_calls or usable_cpus()
         self._queue: asyncio.Queue[_Job] | None = None
-        self._slots: asyncio.Semaphore | None = None
         self._task: asyncio.Task | None = None
-        self._calls: set[asyncio.Task] = set()
         self._carry: _Job | None = None
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
-        self._slots = asyncio.Semaphore(self.max_calls)
         self._task = asyncio.create_task(self._consume(), name="forestops-batcher")
 
     async def stop(self) -> None:
-        for task in [self._task, *self._calls]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
     async def predict(self, block: RowBlock) -> Answer:
         if self.holder.current is None:
@@ -110,56 +96,37 @@ class Batcher:
         return jobs
 
     async def _consume(self) -> None:
-        assert self._queue is not None and self._slots is not None
+        assert self._queue is not None
         while True:
             if self._carry is not None:
                 first, self._carry = self._carry, None
             else:
                 first = await self._queue.get()
-            await self._slots.acquire()
             jobs = self._take_batch(first)
-            slots = 1
-            if sum(job.rows for job in jobs) >= PARALLEL_FROM_ROWS:  # it uses every CPU: let it run alone
-                for _ in range(self.max_calls - 1):
-                    await self._slots.acquire()
-                slots = self.max_calls
-            call = asyncio.create_task(self._answer(jobs, slots), name="forestops-model-call")
-            self._calls.add(call)
-            call.add_done_callback(self._calls.discard)
-
-    async def _answer(self, jobs: list[_Job], slots: int) -> None:
-        assert self._slots is not None
-        try:
-            await self._predict(jobs)
-        finally:
-            for _ in range(slots):
-                self._slots.release()
-
-    async def _predict(self, jobs: list[_Job]) -> None:
-        live = [job for job in jobs if not job.future.done()]  # drop requests whose client went away
-        if not live:
-            return
-        model = self.holder.current
-        if model is None:
+            live = [job for job in jobs if not job.future.done()]  # drop requests whose client went away
+            if not live:
+                continue
+            model = self.holder.current
+            if model is None:
+                for job in live:
+                    job.future.set_exception(NoChampion())
+                continue
+            try:
+                class_ids, probabilities = await run_in_threadpool(_predict, model, live)
+            except Exception as error:
+                log.exception("prediction failed with version %s", model.version)
+                for job in live:
+                    if not job.future.done():
+                        job.future.set_exception(error)
+                continue
+            if self.on_predicted is not None:
+                self.on_predicted(model, class_ids)
+            start = 0
             for job in live:
-                job.future.set_exception(NoChampion())
-            return
-        try:
-            class_ids, probabilities = await run_in_threadpool(_predict, model, live)
-        except Exception as error:
-            log.exception("prediction failed with version %s", model.version)
-            for job in live:
+                end = start + job.rows
                 if not job.future.done():
-                    job.future.set_exception(error)
-            return
-        if self.on_predicted is not None:
-            self.on_predicted(model, class_ids)
-        start = 0
-        for job in live:
-            end = start + job.rows
-            if not job.future.done():
-                job.future.set_result(Answer(model, class_ids[start:end], probabilities[start:end]))
-            start = end
+                    job.future.set_result(Answer(model, class_ids[start:end], probabilities[start:end]))
+                start = end
 
 
 def _predict(model: ServedModel, jobs: list[_Job]) -> tuple[np.ndarray, np.ndarray]:

@@ -145,8 +145,7 @@ def _category_lookup(column: str, known: list[Any]) -> np.ndarray:
 PARALLEL_FROM_ROWS = 128
 
 
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity, which container CPU sets restrict)."""
+def _usable_cpus() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
@@ -155,7 +154,7 @@ def usable_cpus() -> int:
 
 def threads_for(rows: int) -> int:
     """OpenMP threads for a model call on ``rows`` rows."""
-    return usable_cpus() if rows >= PARALLEL_FROM_ROWS else 1
+    return _usable_cpus() if rows >= PARALLEL_FROM_ROWS else 1
 
 
 class LightGBMPredictor:
