@@ -67,8 +67,8 @@ def test_the_forest_gives_lightgbm_s_probabilities_on_hostile_rows(params):
 def test_the_split_rules_under_test_are_really_in_the_models():
     """The cases above only prove something if the fitted trees use these rules."""
     rng = np.random.default_rng(3)
-    kinds = set(Forest.from_lightgbm(_fit(*_data(rng))).nodes["kind"].tolist())
-    zero = set(Forest.from_lightgbm(_fit(*_data(rng), zero_as_missing=True)).nodes["kind"].tolist())
+    kinds = set(Forest.from_lightgbm(_fit(*_data(rng))).kinds.tolist())
+    zero = set(Forest.from_lightgbm(_fit(*_data(rng), zero_as_missing=True)).kinds.tolist())
     assert {CATEGORY_SET, MISSING_NAN} <= kinds and MISSING_ZERO in zero
 
 
@@ -154,7 +154,7 @@ def test_the_forest_gives_hist_gradient_boosting_s_scores_on_hostile_rows(missin
     model = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=15, categorical_features=[2], random_state=0)
     model.fit(x, y)
     forest = Forest.from_hist_gradient_boosting(model)
-    assert {CATEGORY_MAP, MISSING_NAN} == set(forest.nodes["kind"].tolist())
+    assert {CATEGORY_MAP, MISSING_NAN} == set(forest.kinds.tolist())
     # The trees see the estimator's encoded matrix (categories first, as codes); break it as a caller could.
     encoded = model._preprocessor.transform(_hostile_rows(rng)).astype(np.float64)
     encoded[rng.random(len(encoded)) < 0.05, 0] = -1.0  # a negative code
