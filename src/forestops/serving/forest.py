@@ -154,7 +154,8 @@ class Forest:
 
     @classmethod
     def from_lightgbm(cls, booster: Any) -> Forest:
-        return _flatten(booster.model_to_string())
+        """A LightGBM ``Booster``'s trees, up to its best round when it has one (as its ``predict``)."""
+        return _flatten_lightgbm(booster.model_to_string())
 
     def predict_proba(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
         """LightGBM's class probabilities for ``x``: its softmax of the raw scores."""
@@ -212,7 +213,7 @@ def _categories(words: np.ndarray) -> list[int]:
     return np.flatnonzero(bits).tolist()
 
 
-def _flatten(model: str) -> Forest:
+def _flatten_lightgbm(model: str) -> Forest:
     """The kernel's arrays from LightGBM's model text (``Booster.model_to_string``).
 
     The model text rather than ``dump_model``: for the 4,200-tree champion it
