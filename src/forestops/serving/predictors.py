@@ -369,11 +369,14 @@ def build_predictor(pipeline: Any, rows: RowBlock | None = None) -> Choice:
         except Exception as error:
             problem = f"failed on the parity rows ({type(error).__name__}: {error})"
         if problem is None:
-            if reasons:
-                log.warning("serving through %s: %s", candidate.kind, "; ".join(reasons))
-            return Choice(candidate, "; ".join(reasons) or None)
+            return _chosen(candidate, reasons)
         reasons.append(f"{factory.kind}: {problem}")
-    fallback = "; ".join(reasons) or None
+    return _chosen(reference, reasons)
+
+
+def _chosen(predictor: Predictor, skipped: list[str]) -> Choice:
+    """``predictor`` serves; ``skipped`` says why each faster one does not (logged, and kept for /model)."""
+    fallback = "; ".join(skipped) or None
     if fallback:
-        log.warning("serving through the pipeline: %s", fallback)
-    return Choice(reference, fallback)
+        log.warning("serving through %s: %s", predictor.kind, fallback)
+    return Choice(predictor, fallback)
