@@ -72,6 +72,22 @@ def test_the_split_rules_under_test_are_really_in_the_models():
     assert {CATEGORY_SET, MISSING_NAN} <= kinds and MISSING_ZERO in zero
 
 
+def test_values_at_and_beside_every_threshold_decide_as_lightgbm_does():
+    """Thresholds are compared by rank: a value equal to one, or the next double either side, must not slip."""
+    rng = np.random.default_rng(4)
+    booster = _fit(*_data(rng))
+    forest = Forest.from_lightgbm(booster)
+    numerical = [0, 1, 3]
+    x = _hostile_rows(rng, 600)
+    for feature in numerical:
+        edges = forest.thresholds[feature, : forest.threshold_counts[feature]]
+        assert len(edges) > 3
+        near = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf), [-np.inf, np.inf]])
+        x[:, feature] = rng.choice(near, size=len(x))
+    np.testing.assert_array_equal(forest.predict_proba(x).argmax(axis=1), booster.predict(x).argmax(axis=1))
+    assert np.max(np.abs(forest.predict_proba(x) - booster.predict(x))) <= 1e-12
+
+
 def test_rows_split_across_threads_get_the_same_answers():
     rng = np.random.default_rng(5)
     forest = Forest.from_lightgbm(_fit(*_data(rng)))
@@ -87,7 +103,7 @@ def test_trees_that_are_a_lone_leaf_are_summed_too():
     y[:30] = rng.integers(2, 4, size=30)
     booster = _fit(x, y, min_data_in_leaf=40, min_gain_to_split=1.0)
     forest = Forest.from_lightgbm(booster)
-    assert np.any(forest.roots < 0) and np.any(forest.roots >= 0)
+    assert np.any(forest.tree_splits < 0) and np.any(forest.tree_splits >= 0)
     x = _hostile_rows(rng)
     assert np.max(np.abs(forest.predict_proba(x) - booster.predict(x))) <= 1e-12
 
@@ -102,7 +118,7 @@ def test_early_stopped_boosters_are_read_at_their_best_round():
     booster = lightgbm.train(params, train, 200, valid_sets=[valid], callbacks=[stop], keep_training_booster=True)
     assert 0 < booster.best_iteration < booster.current_iteration()
     forest = Forest.from_lightgbm(booster)
-    assert len(forest.roots) == booster.best_iteration * 4
+    assert len(forest.tree_splits) == booster.best_iteration * 4
     assert np.max(np.abs(forest.predict_proba(x) - booster.predict(x))) <= 1e-12
 
 
