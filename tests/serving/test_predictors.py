@@ -15,7 +15,6 @@ import pytest
 
 from forestops import schema
 from forestops.serving import arrays, contract, predictors
-from forestops.serving.forest import Forest
 from forestops.serving.predictors import RowBlock, build_predictor
 from forestops.training.candidates import CANDIDATES, build_pipeline, fit_pipeline
 from tests.support.data import sample_rows
@@ -96,28 +95,6 @@ def test_a_predictor_that_does_not_match_gives_way_to_the_next_and_says_why(rows
     assert choice.predictor.kind == predictors.PIPELINE
     assert "lightgbm-forest: probabilities differ" in choice.fallback
     assert "lightgbm-booster: probabilities differ" in choice.fallback
-
-
-@pytest.mark.parametrize("candidate", ["lightgbm", "hist_gradient_boosting"])
-def test_a_small_batch_is_split_over_the_forest_s_threads_and_answers_as_its_rows_alone(rows, candidate, monkeypatch):
-    """A loaded service batches single-row requests: from two rows on the forest shares them out."""
-    features = schema.feature_frame(rows[:FIT_ROWS])
-    labels = [r[schema.LABEL] for r in rows[:FIT_ROWS]]
-    predictor = build_predictor(fit_pipeline(build_pipeline(candidate, SMALL[candidate]), features, labels)).predictor
-    monkeypatch.setattr(predictors, "_usable_cpus", lambda: 2)
-    seen: list[int] = []
-    raw_scores = Forest.raw_scores
-
-    def spy(forest: Forest, x: np.ndarray, threads: int = 1) -> np.ndarray:
-        seen.append(threads)
-        return raw_scores(forest, x, threads)
-
-    monkeypatch.setattr(Forest, "raw_scores", spy)
-    batch = rows[FIT_ROWS : FIT_ROWS + 3]
-    together = predictor.predict_proba(RowBlock.from_frame(schema.feature_frame(batch)))
-    alone = [predictor.predict_proba(RowBlock.from_frame(schema.feature_frame([row]))) for row in batch]
-    assert seen == [2, 1, 1, 1]
-    np.testing.assert_array_equal(together, np.vstack(alone))
 
 
 def test_something_that_is_not_one_of_our_pipelines_is_served_through_itself():

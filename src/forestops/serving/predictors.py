@@ -157,18 +157,6 @@ def threads_for(rows: int) -> int:
     return _usable_cpus() if rows >= PARALLEL_FROM_ROWS else 1
 
 
-# The forest kernel's threads wait in a pool, so handing them rows costs tens of microseconds, not a
-# thread start: from two rows on (a service under load batches its single-row requests) the rows are
-# split.  Measured with wrk at 8 connections, one worker, the benchmark's model: 795-931 single-row
-# req/s against 671-753 with one thread, p50 8-9.6 ms against 10.6-12, p99 unchanged, about 8% more CPU.
-FOREST_PARALLEL_FROM_ROWS = 2
-
-
-def forest_threads_for(rows: int) -> int:
-    """Threads for the forest kernel on ``rows`` rows (each gets a share of the rows)."""
-    return min(rows, _usable_cpus()) if rows >= FOREST_PARALLEL_FROM_ROWS else 1
-
-
 class LightGBMPredictor:
     kind = LIGHTGBM_BOOSTER
 
@@ -213,7 +201,7 @@ class LightGBMForestPredictor(LightGBMPredictor):
             raise NotApplicable(f"the forest kernel does not support this booster: {error}") from None
 
     def predict_proba(self, rows: RowBlock) -> np.ndarray:
-        return self.forest.predict_proba(self.matrix(rows), threads=forest_threads_for(len(rows)))
+        return self.forest.predict_proba(self.matrix(rows), threads=threads_for(len(rows)))
 
 
 class HistGradientBoostingPredictor:
@@ -275,7 +263,7 @@ class HistGradientBoostingForestPredictor(HistGradientBoostingPredictor):
             raise NotApplicable(f"the forest kernel does not support this model: {error}") from None
 
     def predict_proba(self, rows: RowBlock) -> np.ndarray:
-        raw = self.forest.raw_scores(self.matrix(rows), threads=forest_threads_for(len(rows)))
+        raw = self.forest.raw_scores(self.matrix(rows), threads=threads_for(len(rows)))
         return np.asarray(self.loss.predict_proba(raw), dtype=np.float64)
 
 
