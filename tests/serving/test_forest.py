@@ -184,3 +184,17 @@ def test_the_forest_gives_hist_gradient_boosting_s_scores_on_hostile_rows(missin
     x_check[:, 2] = np.minimum(x_check[:, 2], 20)
     proba = model._loss.predict_proba(forest.raw_scores(model._preprocessor.transform(x_check).astype(np.float64)))
     assert np.max(np.abs(proba - model.predict_proba(x_check))) <= 1e-12
+
+
+def test_hist_gradient_boosting_trees_that_are_a_lone_leaf_are_summed_too():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(17)
+    x, y = _data(rng, 400)
+    x = np.nan_to_num(x)
+    # Leaves of more than half the rows: no tree can split (scikit-learn still grows them, as lone leaves).
+    model = HistGradientBoostingClassifier(max_iter=5, min_samples_leaf=201, random_state=0).fit(x, y)
+    forest = Forest.from_hist_gradient_boosting(model)
+    assert len(forest.tree_splits) == 5 * 4 and np.all(forest.tree_splits < 0)
+    check = _data(rng, 300)[0]
+    assert np.max(np.abs(model._loss.predict_proba(forest.raw_scores(check)) - model.predict_proba(check))) <= 1e-12
