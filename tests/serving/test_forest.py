@@ -12,7 +12,18 @@ import lightgbm
 import numpy as np
 import pytest
 
-from forestops.serving.forest import CATEGORY_MAP, CATEGORY_SET, MISSING_NAN, MISSING_ZERO, Forest, Unsupported
+from forestops.serving.forest import (
+    CATEGORY_MAP,
+    CATEGORY_SET,
+    MAX_READ_AHEAD_LINES,
+    MISSING_NAN,
+    MISSING_ZERO,
+    READ_AHEAD_TREES,
+    RECORDS_PER_LINE,
+    Forest,
+    Unsupported,
+    _lines_spanned,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -104,6 +115,34 @@ def test_trees_that_are_a_lone_leaf_are_summed_too():
     booster = _fit(x, y, min_data_in_leaf=40, min_gain_to_split=1.0)
     forest = Forest.from_lightgbm(booster)
     assert np.any(forest.tree_splits < 0) and np.any(forest.tree_splits >= 0)
+    x = _hostile_rows(rng)
+    assert np.max(np.abs(forest.predict_proba(x) - booster.predict(x))) <= 1e-12
+
+
+def test_the_read_ahead_reaches_every_cache_line_of_a_tree_however_it_is_aligned():
+    for records in range(1, 300):
+        lines = _lines_spanned(records)
+        for offset in range(RECORDS_PER_LINE):  # where the tree's first record sits in its line
+            spanned = {(offset + i) // RECORDS_PER_LINE for i in range(records)}
+            read = {(offset + RECORDS_PER_LINE * line) // RECORDS_PER_LINE for line in range(lines)}
+            assert spanned <= read, (records, offset)
+
+
+@pytest.mark.parametrize(
+    ("rounds", "num_leaves"),
+    [(1, 15), (READ_AHEAD_TREES // 4 + 1, 15), (4, 700)],
+    ids=["fewer-trees-than-the-read-ahead", "just-more-trees", "trees-beyond-the-read-ahead-cap"],
+)
+def test_forests_of_any_size_give_lightgbm_s_probabilities(rounds, num_leaves):
+    rng = np.random.default_rng(13)
+    x, y = _data(rng)
+    settings = {"objective": "multiclass", "num_class": 4, "num_leaves": num_leaves, "min_data_in_leaf": 1}
+    train = lightgbm.Dataset(x, y, categorical_feature=[2])
+    booster = lightgbm.train({**settings, "min_sum_hessian_in_leaf": 0, "verbose": -1}, train, rounds)
+    forest = Forest.from_lightgbm(booster)
+    assert len(forest.tree_splits) == rounds * 4
+    if num_leaves > 8 * MAX_READ_AHEAD_LINES:
+        assert forest.read_ahead_lines == MAX_READ_AHEAD_LINES
     x = _hostile_rows(rng)
     assert np.max(np.abs(forest.predict_proba(x) - booster.predict(x))) <= 1e-12
 

@@ -35,6 +35,7 @@ the booster's own predict serves.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -152,23 +153,76 @@ def _special_child(split, value, rank, category_sets, width):  # pragma: no cove
     return split.right if rank > split.threshold else split.left
 
 
-@numba.njit(nogil=True, cache=False)
-def _raw_scores(x, ranks, nodes, leaves, tree_splits, tree_leaves, category_sets, n_classes, out):  # pragma: no cover
-    """Add every tree's leaf value for every row of ``x`` to ``out`` (rows x classes), tree by tree."""
-    width = category_sets.shape[1]
-    for tree in range(tree_splits.shape[0]):
-        klass = tree % n_classes
+# How many trees ahead of the walk the kernel reads a tree into the caches.  Measured in process on the
+# benchmark's model, one row after 2 ms of other work as in the service (medians of 200 calls): 16 trees ahead
+# 0.57-0.87 ms, against 1.5-1.65 ms for the walk alone; for 8 rows 2.2-2.3 against 3.8-4.0 ms.
+READ_AHEAD_TREES = 16
+RECORDS_PER_LINE = 8  # in a 64-byte cache line: NODE records and float64 leaf values are both 8 bytes
+# A bigger tree is read ahead from its start only (its first splits are the ones every row passes); this
+# also bounds the kernels compiled, one per distinct count.
+MAX_READ_AHEAD_LINES = 64
+
+
+@functools.cache
+def _kernel(lines: int) -> Any:
+    """The forest walk, compiled for trees that span at most ``lines`` cache lines of splits or of leaves.
+
+    Why the read-ahead: in the service a model call follows milliseconds of
+    HTTP work, after which most of the forest has left the caches, and a walk
+    is a chain of dependent loads (each split is read only once the one
+    before has decided), so every miss is waited on in turn.  Before walking
+    a tree the kernel reads one value in each cache line of the tree
+    ``READ_AHEAD_TREES`` further on; those loads depend on nothing, so the CPU
+    runs them alongside the walks in between and that tree is in cache when
+    its turn comes.  ``lines`` is a compile-time constant because the loop of
+    loads must be unrolled to issue at once: with the count as an argument the
+    gain was half as large.  The sum of the loaded values is returned only so
+    that the loads are not compiled away.
+    """
+
+    @numba.njit(inline="always")
+    def read_ahead(nodes, leaves, tree_splits, tree_leaves, tree):  # pragma: no cover - compiled
+        total = 0
         first_split, first_leaf = tree_splits[tree], tree_leaves[tree]
-        if first_split < 0:  # a lone leaf
+        if first_split >= 0:
+            for line in range(lines):
+                total += nodes[min(first_split + RECORDS_PER_LINE * line, nodes.shape[0] - 1)].feature
+        for line in range(lines):
+            total += leaves[min(first_leaf + RECORDS_PER_LINE * line, leaves.shape[0] - 1)] > 0.0
+        return total
+
+    @numba.njit(nogil=True, cache=False)
+    def raw_scores(  # pragma: no cover - compiled
+        x, ranks, nodes, leaves, tree_splits, tree_leaves, category_sets, n_classes, out
+    ):
+        """Add every tree's leaf value for every row of ``x`` to ``out`` (rows x classes), tree by tree."""
+        width = category_sets.shape[1]
+        n_trees = tree_splits.shape[0]
+        touched = 0
+        for tree in range(min(READ_AHEAD_TREES, n_trees)):
+            touched += read_ahead(nodes, leaves, tree_splits, tree_leaves, tree)
+        for tree in range(n_trees):
+            if tree + READ_AHEAD_TREES < n_trees:
+                touched += read_ahead(nodes, leaves, tree_splits, tree_leaves, tree + READ_AHEAD_TREES)
+            klass = tree % n_classes
+            first_split, first_leaf = tree_splits[tree], tree_leaves[tree]
+            if first_split < 0:  # a lone leaf
+                for row in range(x.shape[0]):
+                    out[row, klass] += leaves[first_leaf]
+                continue
             for row in range(x.shape[0]):
-                out[row, klass] += leaves[first_leaf]
-            continue
-        for row in range(x.shape[0]):
-            child = 0
-            while child >= 0:
-                child = _child(nodes[first_split + child], x, ranks, row, category_sets, width)
-            out[row, klass] += leaves[first_leaf + ~child]
-    return out
+                child = 0
+                while child >= 0:
+                    child = _child(nodes[first_split + child], x, ranks, row, category_sets, width)
+                out[row, klass] += leaves[first_leaf + ~child]
+        return touched
+
+    return raw_scores
+
+
+def _lines_spanned(records_per_tree: int) -> int:
+    """Cache lines that can hold some of ``records_per_tree`` consecutive 8-byte records, however aligned."""
+    return -(-records_per_tree // RECORDS_PER_LINE) + 1
 
 
 def _softmax(raw: np.ndarray) -> np.ndarray:
@@ -202,6 +256,7 @@ class Forest:
     n_features: int
     baseline: np.ndarray  # float64 per class: the raw score before the first tree
     zero_band: float  # values this close to zero are read as 0.0 (LightGBM: ZERO_THRESHOLD; scikit-learn: 0.0)
+    read_ahead_lines: int  # cache lines of a tree's splits, and of its leaves, read before its walk (``_kernel``)
 
     @classmethod
     def from_hist_gradient_boosting(cls, model: Any) -> Forest:
@@ -268,6 +323,7 @@ class Forest:
             n_features=n_features,
             baseline=np.asarray(baseline, dtype=np.float64).reshape(-1),
             zero_band=zero_band,
+            read_ahead_lines=min(MAX_READ_AHEAD_LINES, _lines_spanned(int(leaf_counts.max(initial=1)))),
         )
 
     def predict_proba(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
@@ -296,7 +352,7 @@ class Forest:
         return raw
 
     def _score(self, x: np.ndarray, ranks: np.ndarray, out: np.ndarray) -> None:
-        _raw_scores(
+        _kernel(self.read_ahead_lines)(
             x, ranks, self.nodes, self.leaves, self.tree_splits, self.tree_leaves, self.category_sets,
             self.n_classes, out,
         )  # fmt: skip
