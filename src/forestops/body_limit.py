@@ -47,7 +47,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared = declared_length(scope)
         if declared is not None and declared > self.max_bytes:
             await self._refuse(send)
             return
@@ -78,7 +78,7 @@ class BodyLimit:
             await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps({"detail": too_large_message(self.max_bytes), "max_request_bytes": self.max_bytes})
+        body = refusal(self.max_bytes)
         await send(
             {
                 "type": "http.response.start",
@@ -94,7 +94,13 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def _content_length(scope: Scope) -> int | None:
+def refusal(max_bytes: int) -> bytes:
+    """The 413 body."""
+    return orjson.dumps({"detail": too_large_message(max_bytes), "max_request_bytes": max_bytes})
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The request's ``Content-Length``, if it declares a valid one."""
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             try:

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 
 from forestops import schema
 from forestops.serving import validation_errors
-from forestops.serving.app import parse_request
+from forestops.serving.predict_route import parse_request
 
 pytestmark = pytest.mark.unit
 

@@ -21,17 +21,16 @@ from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from forestops import schema
 from forestops.body_limit import BodyLimit
 from forestops.monitoring.metrics import MonitoringMetrics
 from forestops.redaction import redact
-from forestops.serving import arrays, contract, validation_errors
-from forestops.serving.batching import Answer, Batcher, NoChampion
+from forestops.serving import contract, predict_route
+from forestops.serving.batching import Batcher, NoChampion
 from forestops.serving.champion import ALIAS, ChampionWatcher
-from forestops.serving.predictors import RowBlock
+from forestops.serving.predict_route import PredictRoute, predict_body
 from forestops.serving.shadow import ShadowScorer
 from forestops.serving.telemetry import ServingMetrics
 from forestops.settings import Settings, load_settings
@@ -39,11 +38,6 @@ from forestops.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 STARTUP_WAIT_SECONDS = 20.0
-# Above this body size (about 100 rows), parsing, validation and rendering move to a worker
-# thread so a big request does not hold up the small ones on the event loop.
-OFF_LOOP_BODY_BYTES = 32_000
-# From this body size (about ten rows) requests are parsed and checked column-wise (see ``parse_rows``).
-ARRAY_PARSE_MIN_BYTES = 3_000
 
 
 def json_response(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -52,33 +46,6 @@ def json_response(content: Any, status_code: int = 200, headers: dict[str, str] 
 
 def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def render_predictions(answer: Answer) -> bytes:
-    model = answer.model
-    ref = {"name": model.name, "version": model.version, "alias": ALIAS}
-    return arrays.render_predictions(ref, answer.class_ids, answer.probabilities)
-
-
-def parse_request(body: bytes) -> Any:  # a contract.PredictRequest: built at import, not usable as a type
-    try:
-        return contract.parse_request(body)
-    except ValidationError as error:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
-        raise RequestValidationError(errors) from None
-
-
-def parse_rows(body: bytes) -> RowBlock:
-    """Plainly valid bodies at array speed; anything else through the pydantic models (and their 422s).
-
-    Below about ten rows the pydantic models are the cheaper of the two (the
-    array checks cost a fixed few tens of microseconds), above it the arrays,
-    about twice as fast from a hundred rows on (CPU time, measured).
-    """
-    block = arrays.parse_block(body) if len(body) >= ARRAY_PARSE_MIN_BYTES else None
-    if block is None:
-        block = arrays.block_from_instances(parse_request(body).instances)
-    return block
 
 
 class Service:
@@ -262,13 +229,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
+    # Outermost of the app's own layers: POST /predict is answered here (see ``predict_route``).
+    app.add_middleware(PredictRoute, service=service, max_bytes=settings.max_request_bytes)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> Response:
-        return json_response({"detail": validation_errors.describe(error.errors())}, status_code=422)
+        return Response(predict_route.unprocessable(error), status_code=422, media_type="application/json")
 
     @app.exception_handler(NoChampion)
     async def _no_champion(request: Request, error: NoChampion) -> Response:
-        return json_response({"detail": service.why_no_model()}, status_code=503)
+        return Response(predict_route.unavailable(service), status_code=503, media_type="application/json")
 
     @app.post(
         "/predict",
@@ -284,18 +254,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def predict(request: Request) -> Response:
         """Class id, name and all 7 probabilities per row, and the version that answered.
 
-        The body is read and validated here rather than by FastAPI so that
-        pydantic-core parses it straight from the bytes, and big requests are
-        parsed in a worker thread instead of on the event loop.
+        The body is read and validated by the service rather than by FastAPI
+        so that pydantic-core parses it straight from the bytes, and big
+        requests are parsed in a worker thread instead of on the event loop.
+        Requests that reach the app are answered by ``predict_route.PredictRoute``
+        before this route; it is what the OpenAPI document shows.
         """
-        body = await request.body()
-        big = len(body) > OFF_LOOP_BODY_BYTES
-        rows = await run_in_threadpool(parse_rows, body) if big else parse_rows(body)
-        answer = await service.batcher.predict(rows)
-        if service.shadow is not None:
-            service.shadow.offer(rows, answer.model, answer.class_ids)  # enqueue or drop; never waits
-        content = await run_in_threadpool(render_predictions, answer) if big else render_predictions(answer)
-        return Response(content, media_type="application/json")
+        return Response(await predict_body(service, await request.body()), media_type="application/json")
 
     @app.get("/model", tags=["operations"], response_model=contract.ModelInfo)
     async def model() -> Response:

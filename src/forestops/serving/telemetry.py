@@ -10,10 +10,13 @@ the served version is the one a live worker set most recently).
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 import numpy as np
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
 from forestops import schema
 from forestops.serving.champion import ServedModel
@@ -46,11 +49,31 @@ class ServingMetrics:
             registry=self.registry,
         )
         self._by_class = [self.predictions.labels(name) for name in schema.COVER_TYPES]
+        # The instrumentator's usual request metrics (http_requests_total, http_request_duration_*, sizes),
+        # kept as a function so that ``record_request`` writes the same samples for the routes it does not see.
+        self._http_samples = metrics.default(registry=self.registry)
 
     def instrument(self, app: FastAPI) -> None:
-        Instrumentator(registry=self.registry, excluded_handlers=["/metrics"]).instrument(app).expose(
-            app, endpoint="/metrics", include_in_schema=True, tags=["operations"]
+        instrumentator = Instrumentator(registry=self.registry, excluded_handlers=["/metrics"])
+        if self._http_samples is not None:
+            instrumentator.add(self._http_samples)
+        instrumentator.instrument(app).expose(app, endpoint="/metrics", include_in_schema=True, tags=["operations"])
+
+    def record_request(self, scope: MutableMapping[str, Any], status: int, seconds: float, response_bytes: int) -> None:
+        """Count a request answered outside the instrumented stack (``predict_route``) as the instrumentator would."""
+        if self._http_samples is None:
+            return
+        response = Response(status_code=status, headers={"content-length": str(response_bytes)})
+        served = metrics.Info(
+            request=Request(scope),
+            response=response,
+            method=scope["method"],
+            modified_handler=scope["path"],
+            modified_status=f"{status // 100}xx",  # the instrumentator groups status codes by default
+            modified_duration=seconds,
+            modified_duration_without_streaming=seconds,
         )
+        self._http_samples(served)
 
     def record_predictions(self, model: ServedModel, class_ids: np.ndarray) -> None:
         counts = np.bincount(class_ids, minlength=schema.N_CLASSES)
