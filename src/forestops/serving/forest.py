@@ -156,9 +156,9 @@ def _special_child(split, value, rank, category_sets, width):  # pragma: no cove
     return split.right if rank > split.threshold else split.left
 
 
-# How many trees ahead of the walk the kernel reads a tree into the caches.  Measured in process on the
-# benchmark's model, one row after 2 ms of other work as in the service (medians of 200 calls): 16 trees ahead
-# 0.57-0.87 ms, against 1.5-1.65 ms for the walk alone; for 8 rows 2.2-2.3 against 3.8-4.0 ms.
+# How many trees ahead of the walk the kernel prefetches a tree.  Measured in process on the benchmark's
+# model, one row after 2 ms of other work as in the service (medians of 200 calls): 8, 16 or 32 trees ahead
+# within 0.51-0.71 ms of each other, against 1.37-1.63 ms for the walk alone; 8 rows 2.0 against 3.4-4.0 ms.
 READ_AHEAD_TREES = 16
 RECORDS_PER_LINE = 8  # in a 64-byte cache line: NODE records and float64 leaf values are both 8 bytes
 # A bigger tree is read ahead from its start only (its first splits are the ones every row passes); this

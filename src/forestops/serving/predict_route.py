@@ -17,9 +17,7 @@ keeps its FastAPI route for the OpenAPI document (the route calls
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -27,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from forestops.body_limit import declared_length, refusal
+from forestops.body_limit import ASGIApp, Receive, Scope, Send, declared_length, refusal
 from forestops.serving import arrays, contract, validation_errors
 from forestops.serving.batching import Answer, NoChampion
 from forestops.serving.champion import ALIAS
@@ -35,14 +33,6 @@ from forestops.serving.predictors import RowBlock
 
 if TYPE_CHECKING:
     from forestops.serving.app import Service
-
-log = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PATH = "/predict"
 # Above this body size (about 100 rows), parsing, validation and rendering move to a worker
